@@ -1,0 +1,3 @@
+"""scratchlm: train language models from scratch."""
+
+__version__ = "0.1.0"
