@@ -1,0 +1,1 @@
+"""Token files, batches for training, and the synthetic story corpus."""

@@ -1,0 +1,1 @@
+"""The decoder-only TransformerLM, its config, KV cache and sampling."""

@@ -1,0 +1,1 @@
+"""Optimizers written here: SGD, AdamW and Muon, parameter groups and gradient clipping."""

@@ -1,0 +1,1 @@
+"""Byte-level BPE: training (`train_bpe`) and the `Tokenizer` that encodes and decodes."""
