@@ -1,0 +1,1 @@
+"""Evaluation: the offline default task and its graders."""

@@ -1,0 +1,1 @@
+"""Post-training a pretrained checkpoint: SFT, DPO and GRPO on conversations in the chat template."""
