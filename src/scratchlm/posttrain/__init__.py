@@ -1,1 +1,1 @@
-"""Post-training a pretrained checkpoint: SFT, DPO and GRPO on conversations in the chat template."""
+"""Post-training a pretrained checkpoint in the chat template: SFT, DPO and GRPO."""
