@@ -1,0 +1,107 @@
+"""`KVCache`: preallocated keys and values for cached decoding.
+
+Every row of the batch sits at the same position `pos`: a forward pass over T new tokens writes
+their keys and values at [pos, pos + T), attends over [0, pos + T) and then advances `pos` by T.
+Batches of prompts with different lengths (per-row positions, padding masks) extend two methods:
+`attention_mask` (which keys each query may see) and `positions` (the rotary/learned position of
+each new token).
+"""
+
+import torch
+from torch import Tensor
+
+from scratchlm.model.config import ModelConfig
+
+
+class KVCache:
+    """Keys and values of every layer, k and v (L, B, Hkv, Tmax, Dh); `pos` positions are filled."""
+
+    def __init__(
+        self,
+        num_layers: int,
+        batch_size: int,
+        num_kv_heads: int,
+        max_len: int,
+        head_dim: int,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> None:
+        shape = (num_layers, batch_size, num_kv_heads, max_len, head_dim)
+        self.k = torch.zeros(shape, dtype=dtype, device=device)
+        self.v = torch.zeros(shape, dtype=dtype, device=device)
+        self.pos = 0
+
+    @classmethod
+    def for_model(
+        cls,
+        config: ModelConfig,
+        batch_size: int,
+        max_len: int | None = None,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> "KVCache":
+        """A cache shaped for `config` with room for max_len positions (default: context_length)."""
+        max_len = config.context_length if max_len is None else max_len
+        if not 0 < max_len <= config.context_length:
+            raise ValueError(
+                f"KV cache max_len must be in [1, {config.context_length}] (the model's "
+                f"context_length), got {max_len}"
+            )
+        return cls(
+            config.num_layers,
+            batch_size,
+            config.num_kv_heads,
+            max_len,
+            config.head_dim,
+            dtype=dtype,
+            device=device,
+        )
+
+    @property
+    def batch_size(self) -> int:
+        return self.k.shape[1]
+
+    @property
+    def max_len(self) -> int:
+        return self.k.shape[3]
+
+    def reset(self) -> None:
+        """Forget every cached position (the buffers are reused, not cleared)."""
+        self.pos = 0
+
+    def positions(self, num_new: int) -> Tensor:
+        """Positions of the next num_new tokens: (T,) pos .. pos + T - 1 (or per row: (B, T))."""
+        return torch.arange(self.pos, self.pos + num_new, device=self.k.device)
+
+    def attention_mask(self, batch_size: int, num_new: int) -> Tensor:
+        """Check there is room for num_new more tokens of this batch; say which keys each may see.
+
+        Returns a bool (T, S) mask, S = pos + T: query i (position pos + i) sees keys j <= pos + i.
+        Any mask broadcastable to (B, H, T, S) works here (e.g. (B, 1, T, S) for per-row padding).
+        """
+        if batch_size != self.batch_size:
+            raise ValueError(
+                f"batch of {batch_size} rows does not match the KV cache's {self.batch_size}; "
+                "build the cache with KVCache.for_model(config, batch_size)"
+            )
+        if self.pos + num_new > self.max_len:
+            raise ValueError(
+                f"KV cache full: {self.pos} cached + {num_new} new positions exceed max_len "
+                f"{self.max_len}; reset() it or build a longer one"
+            )
+        ones = torch.ones(num_new, self.pos + num_new, dtype=torch.bool, device=self.k.device)
+        return ones.tril(diagonal=self.pos)
+
+    def update(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Write one layer's new keys/values and return all of that layer's keys/values so far.
+
+        k, v: (B, Hkv, T, Dh). Returns two (B, Hkv, pos + T, Dh) views into the cache. `pos` moves
+        only in `advance`, after every layer has written.
+        """
+        end = self.pos + k.shape[2]
+        self.k[layer, :, :, self.pos : end] = k
+        self.v[layer, :, :, self.pos : end] = v
+        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+
+    def advance(self, num_new: int) -> None:
+        self.pos += num_new
