@@ -1,0 +1,342 @@
+"""The embedded default corpus: short children's stories from a seeded template generator.
+
+`write_corpus(out, size_mb, seed)` (the `scratchlm data synth` command) writes `train.txt` and
+`valid.txt`, each story followed by "\\n<|endoftext|>\\n". The two splits draw from separate
+random streams, and a train story identical to a validation story is skipped, so no story text
+is in both. Output depends only on (size_mb, seed): the generator uses `random.Random` seeded
+with a string, the vocabulary and templates are tuples, and nothing iterates over a set.
+
+A story has a hero (a child or a little animal, with consistent pronouns), a grown-up, sometimes
+a friend, and always one object, one animal and one place. Its plot is one of `PLOT_NAMES`
+(lost and found, a problem solved with a friend, a trip, a lesson about sharing, a lesson about
+being careful, a gift, a fear overcome, an animal rescued, a new friend); see
+`scratchlm.data.synth_plots` for the templates and `scratchlm.data.synth_words` for the words.
+
+Reuse for a post-training task with checkable constraints: pick the entities with the same
+seeded `random.Random`, force them into a story, and check a completion with `contains_word`:
+
+    rng = random.Random("task:0")
+    name, animal, obj = rng.choice(NAMES), rng.choice(ANIMAL_NAMES), rng.choice(OBJECT_NAMES)
+    prompt = f"Write a short story about {name} and {with_article(animal)} that includes the "
+             f"word {obj}."
+    answer = story(rng, name=name, animal=animal, obj=obj)   # a demonstration that satisfies it
+    ok = all(contains_word(answer, w) for w in (name, animal, obj))
+
+`story` always mentions the forced name, animal (singular), object and place. A rejected answer
+for a preference pair is a story with other entities; re-draw it when `contains_word` finds a
+constraint word by chance (a few words, such as "pie" or "flower", also occur in templates).
+Small arithmetic can count the same nouns with `plural`, e.g. "Mia had three apples".
+"""
+
+import os
+import random
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from scratchlm.data.synth_plots import PLOTS
+from scratchlm.data.synth_words import (
+    ACTIVITIES,
+    ANIMALS,
+    BOY_NAMES,
+    COLORS,
+    FOODS,
+    GIRL_NAMES,
+    GLAD,
+    HERO_ADJECTIVES,
+    HOMES,
+    LIKES,
+    NUMBERS,
+    OBJECT_ADJECTIVES,
+    OBJECTS,
+    PARENTS,
+    PLACES,
+    SAD,
+    SCARED,
+    SKIES,
+    TIMES,
+    TRAITS,
+    Animal,
+    Place,
+    Thing,
+)
+
+SEPARATOR = "\n<|endoftext|>\n"
+DEFAULT_SIZE_MB = 20.0
+VALID_FRACTION = 0.02
+MIN_WORDS, MAX_WORDS = 80, 250
+
+NAMES: tuple[str, ...] = GIRL_NAMES + BOY_NAMES
+ANIMAL_NAMES: tuple[str, ...] = tuple(a.name for a in ANIMALS)
+OBJECT_NAMES: tuple[str, ...] = tuple(t.name for t in OBJECTS)
+PLACE_NAMES: tuple[str, ...] = tuple(p.name for p in PLACES)
+PLOT_NAMES: tuple[str, ...] = tuple(PLOTS)
+
+_ANIMAL = {a.name: a for a in ANIMALS}
+_OBJECT = {t.name: t for t in OBJECTS}
+_PLACE = {p.name: p for p in PLACES}
+_GIRLS = frozenset(GIRL_NAMES)
+_NAME_SET = frozenset(NAMES)
+_LAND_ANIMALS = tuple(a for a in ANIMALS if not a.water)
+_DRY_PLACES = tuple(p for p in PLACES if not p.water)
+_WET_PLACES = tuple(p for p in PLACES if p.water)
+_DAYS = ("day", "morning", "week", "Sunday", "spring", "evening")
+_AN_WORDS = ("hour", "honest", "heir")
+_A_WORDS = ("uni", "use", "one", "euro", "uti")
+_WORD_RE = re.compile(r"[a-z]+(?:['-][a-z]+)*")
+
+
+def article(word: str) -> str:
+    """'a' or 'an' for the word that follows it, by its sound ("an owl", "a unicorn")."""
+    low = word.lower()
+    if low.startswith(_AN_WORDS):
+        return "an"
+    if low.startswith(_A_WORDS):
+        return "a"
+    return "an" if low[:1] in "aeiou" else "a"
+
+
+def with_article(phrase: str) -> str:
+    """Prefix 'a' or 'an': "owl" -> "an owl", "red kite" -> "a red kite"."""
+    return f"{article(phrase)} {phrase}"
+
+
+def plural(noun: str) -> str:
+    """Plural of a vocabulary noun: animals by table; "box" -> "boxes", "leaf" -> "leaves"."""
+    if noun in _ANIMAL:
+        return _ANIMAL[noun].plural
+    head, _, tail = noun.partition(" of ")
+    if tail:
+        return f"{plural(head)} of {tail}"
+    if noun.endswith(("s", "x", "ch", "sh")):
+        return noun + "es"
+    if noun.endswith("y") and noun[-2:-1] not in ("a", "e", "i", "o", "u"):
+        return noun[:-1] + "ies"
+    if noun.endswith("f"):
+        return noun[:-1] + "ves"
+    return noun + "s"
+
+
+def contains_word(text: str, word: str) -> bool:
+    """Whether `word` (or phrase) occurs in `text` as whole words, ignoring case."""
+    return re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", text, re.IGNORECASE) is not None
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _pronouns(prefix: str, girl: bool) -> dict[str, str]:
+    he, him, his = ("she", "her", "her") if girl else ("he", "him", "his")
+    return {
+        f"{prefix}he": he,
+        f"{prefix.upper()}he" if prefix else "He": _cap(he),
+        f"{prefix}him": him,
+        f"{prefix}his": his,
+        f"{prefix.upper()}his" if prefix else "His": _cap(his),
+    }
+
+
+def _pick(rng: random.Random, forced: str | None, table: dict, pool: tuple, what: str):
+    """The forced entry of `table` (ValueError if unknown), else a random one from `pool`."""
+    if forced is None:
+        return rng.choice(pool)
+    if forced not in table:
+        raise ValueError(f"unknown {what} {forced!r}: choose one of scratchlm.data.synth's lists")
+    return table[forced]
+
+
+def _slots(
+    rng: random.Random,
+    name: str | None,
+    animal: str | None,
+    obj: str | None,
+    place: str | None,
+) -> dict[str, str]:
+    """Draw the cast and scenery of one story and spell out every template slot."""
+    if name is not None and name not in _NAME_SET:
+        raise ValueError(f"unknown name {name!r}: choose one of scratchlm.data.synth.NAMES")
+    hero = name or rng.choice(NAMES)
+    friend = rng.choice(NAMES)
+    while friend == hero:
+        friend = rng.choice(NAMES)
+    where: Place = _pick(rng, place, _PLACE, PLACES, "place")
+    beast: Animal = _pick(rng, animal, _ANIMAL, ANIMALS if where.water else _LAND_ANIMALS, "animal")
+    if place is None and beast.water and not where.water:
+        where = rng.choice(_WET_PLACES)
+    thing: Thing = _pick(rng, obj, _OBJECT, OBJECTS, "object")
+    if rng.random() < 0.3:
+        kind = rng.choice(_LAND_ANIMALS).name
+        while kind == beast.name:
+            kind = rng.choice(_LAND_ANIMALS).name
+    else:
+        kind = "girl" if hero in _GIRLS else "boy"
+    grown_up, grown_up_he = rng.choice(PARENTS)
+    girl = hero in _GIRLS
+    s = {"hero": hero, "self": "herself" if girl else "himself"}
+    s.update(_pronouns("", girl))
+    s.update(_pronouns("f", friend in _GIRLS))
+    s.update(_pronouns("p", grown_up_he == "she"))
+    s["parent"] = grown_up
+    s["friend"] = friend
+    s["kind2"] = "girl" if friend in _GIRLS else "boy"
+    s["hero_desc"] = with_article(f"{rng.choice(HERO_ADJECTIVES)} {kind}")
+    s["a_home"] = with_article(rng.choice(HOMES))
+    s["trait"] = rng.choice(TRAITS).format_map(s)
+    s["like"], s["like2"] = (x.format_map(s) for x in rng.sample(LIKES, 2))
+    look = rng.random()
+    if look < 0.4:
+        adjective = f"{rng.choice(OBJECT_ADJECTIVES)} {rng.choice(COLORS)} "
+    elif look < 0.8:
+        adjective = f"{rng.choice(OBJECT_ADJECTIVES)} "
+    else:
+        adjective = ""
+    s["obj"] = thing.name
+    s["a_obj"] = with_article(adjective + thing.name)
+    s["A_obj_cap"] = _cap(s["a_obj"])
+    s["use"] = thing.use
+    s["animal"] = beast.name
+    s["animals"] = beast.plural
+    s["Animals_cap"] = _cap(beast.plural)
+    s["an_animal"] = with_article(beast.name)
+    s["An_animal"] = _cap(s["an_animal"])
+    s["sound"] = beast.sound
+    s["move"] = beast.move
+    s["place"] = where.name
+    s["the_place"] = f"the {where.name}"
+    s["The_place_cap"] = f"The {where.name}"
+    s["at_place"] = f"{where.prep} the {where.name}"
+    s["sight1"], s["sight2"], s["sight3"] = rng.sample(where.sights, 3)
+    s["time"] = rng.choice(TIMES)
+    s["sky"] = rng.choice(SKIES)
+    s["act"], s["act2"] = rng.sample(ACTIVITIES, 2)
+    s["food"] = rng.choice(FOODS)
+    s["glad"], s["glad2"] = rng.sample(GLAD, 2)
+    s["sad"] = rng.choice(SAD)
+    s["scared"] = rng.choice(SCARED)
+    s["color"] = rng.choice(COLORS)
+    s["num"] = rng.choice(NUMBERS)
+    s["day"] = rng.choice(_DAYS)
+    return s
+
+
+def story(
+    rng: random.Random,
+    *,
+    name: str | None = None,
+    animal: str | None = None,
+    obj: str | None = None,
+    place: str | None = None,
+    plot: str | None = None,
+) -> str:
+    """One story of MIN_WORDS..MAX_WORDS words; forced entities are taken, the rest drawn.
+
+    name is from NAMES, animal from ANIMAL_NAMES, obj from OBJECT_NAMES, place from PLACE_NAMES,
+    plot from PLOT_NAMES. Each forced word appears in the text (animal in the singular).
+    """
+    if plot is not None and plot not in PLOTS:
+        raise ValueError(f"unknown plot {plot!r}: choose one of {', '.join(PLOT_NAMES)}")
+    while True:
+        s = _slots(rng, name, animal, obj, place)
+        paragraphs = PLOTS[plot or rng.choice(PLOT_NAMES)]
+        lines = []
+        for paragraph in paragraphs:
+            sentences = [rng.choice(beat) for beat in paragraph]
+            lines.append(" ".join(t.format_map(s) for t in sentences if t))
+        text = "\n".join(lines)
+        if MIN_WORDS <= text.count(" ") + text.count("\n") + 1 <= MAX_WORDS:
+            return text
+
+
+def _stories(rng: random.Random, skip: frozenset[str]) -> Iterator[str]:
+    """Endless stories from `rng`, leaving out any text in `skip`."""
+    while True:
+        text = story(rng)
+        if text not in skip:
+            yield text
+
+
+@dataclass(frozen=True)
+class SynthSummary:
+    """What `write_corpus` wrote: stories and bytes per split, distinct lower-cased words, time."""
+
+    out: Path
+    train_stories: int
+    valid_stories: int
+    train_bytes: int
+    valid_bytes: int
+    unique_words: int
+    seconds: float
+
+
+def _write_split(
+    path: Path,
+    stories: Iterator[str],
+    target_bytes: int,
+    words: set[str],
+    bar: tqdm,
+    keep: set[str] | None = None,
+) -> tuple[int, int]:
+    """Write stories to `path` until `target_bytes`; returns (stories, bytes)."""
+    count = written = 0
+    batch: list[str] = []
+    with path.open("w", encoding="utf-8", newline="\n") as f:
+        while written < target_bytes:
+            text = next(stories)
+            if keep is not None:
+                keep.add(text)
+            batch.append(text)
+            count += 1
+            written += len(text.encode("utf-8")) + len(SEPARATOR)
+            if len(batch) == 256 or written >= target_bytes:
+                data = SEPARATOR.join(batch) + SEPARATOR
+                f.write(data)
+                words.update(_WORD_RE.findall(data.lower()))
+                bar.update(len(data))
+                batch.clear()
+    return count, written
+
+
+def write_corpus(out: Path, size_mb: float = DEFAULT_SIZE_MB, seed: int = 0) -> SynthSummary:
+    """Write `out`/train.txt and `out`/valid.txt, about `size_mb` MB (10^6 bytes) in total.
+
+    valid.txt gets VALID_FRACTION of the bytes. Files appear only when both are complete.
+    """
+    if not size_mb > 0:
+        raise ValueError(f"--size-mb must be positive, got {size_mb}")
+    if seed < 0:
+        raise ValueError(f"--seed must be >= 0, got {seed}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file: give a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    total = int(size_mb * 1_000_000)
+    valid_target = max(1, int(total * VALID_FRACTION))
+    tmp = {split: out / f".{split}.txt.tmp-{os.getpid()}" for split in ("train", "valid")}
+    words: set[str] = set()
+    valid_texts: set[str] = set()
+    start = time.perf_counter()
+    try:
+        with tqdm(total=total, unit="B", unit_scale=True, desc="synth", disable=None) as bar:
+            valid_rng = random.Random(f"scratchlm-synth:{seed}:valid")
+            valid = _write_split(
+                tmp["valid"], _stories(valid_rng, frozenset()), valid_target, words, bar,
+                valid_texts,
+            )  # fmt: skip
+            train_rng = random.Random(f"scratchlm-synth:{seed}:train")
+            train = _write_split(
+                tmp["train"], _stories(train_rng, frozenset(valid_texts)),
+                total - valid[1], words, bar,
+            )  # fmt: skip
+        for split, path in tmp.items():
+            os.replace(path, out / f"{split}.txt")
+    finally:
+        for path in tmp.values():
+            path.unlink(missing_ok=True)
+    return SynthSummary(
+        out, train[0], valid[0], train[1], valid[1], len(words), time.perf_counter() - start
+    )
