@@ -1,1 +1,3 @@
 """Byte-level BPE: training (`train_bpe`) and the `Tokenizer` that encodes and decodes."""
+
+from scratchlm.tokenizer.bpe import train_bpe  # noqa: F401
