@@ -28,6 +28,7 @@ constraint word by chance (a few words, such as "pie" or "flower", also occur in
 Small arithmetic can count the same nouns with `plural`, e.g. "Mia had three apples".
 """
 
+import math
 import os
 import random
 import re
@@ -306,8 +307,8 @@ def write_corpus(out: Path, size_mb: float = DEFAULT_SIZE_MB, seed: int = 0) -> 
 
     valid.txt gets VALID_FRACTION of the bytes. Files appear only when both are complete.
     """
-    if not size_mb > 0:
-        raise ValueError(f"--size-mb must be positive, got {size_mb}")
+    if not 0 < size_mb < math.inf:
+        raise ValueError(f"--size-mb must be a positive number of megabytes, got {size_mb}")
     if seed < 0:
         raise ValueError(f"--seed must be >= 0, got {seed}")
     out = Path(out)

@@ -180,7 +180,7 @@ STUCK: tuple[Paragraph, ...] = (
         (
             "Just then, {an_animal} {move} by. The {animal} {sound} and gave the {obj} a little "
             "push.",
-            "{an_animal} watched them from the {sight2}. It {sound}, as if it was cheering.",
+            "{An_animal} watched them from the {sight2}. It {sound}, as if it was cheering.",
             "Even {an_animal} nearby seemed to help. It {sound} and {move} around them.",
         ),
     ),
