@@ -1,0 +1,302 @@
+"""Optimizers and clipping against torch references: torch.optim, linalg.svd, clip_grad_norm_."""
+
+import copy
+import io
+from collections.abc import Callable
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from scratchlm.optimizers import (
+    SGD,
+    AdamW,
+    Muon,
+    clip_grad_norm,
+    muon_param_groups,
+    param_groups,
+)
+from scratchlm.optimizers.muon import newton_schulz
+
+
+class TinyLM(nn.Module):
+    """Embedding, one residual MLP with a norm and biases, output head: every kind of parameter."""
+
+    def __init__(self, vocab: int = 32, dim: int = 16):
+        super().__init__()
+        self.token_embeddings = nn.Embedding(vocab, dim)
+        self.norm = nn.LayerNorm(dim)
+        self.up_proj = nn.Linear(dim, 3 * dim)
+        self.down_proj = nn.Linear(3 * dim, dim, bias=False)
+        self.lm_head = nn.Linear(dim, vocab, bias=False)
+
+    def forward(self, ids: Tensor) -> Tensor:
+        x = self.token_embeddings(ids)
+        x = x + self.down_proj(torch.relu(self.up_proj(self.norm(x))))
+        return self.lm_head(x)
+
+
+def make_model(seed: int = 0) -> TinyLM:
+    torch.manual_seed(seed)
+    return TinyLM()
+
+
+def make_batch(step: int, vocab: int = 32) -> Tensor:
+    """(4, 9) token ids, different for every step, the same on every call."""
+    return torch.randint(vocab, (4, 9), generator=torch.Generator().manual_seed(1000 + step))
+
+
+def lm_loss(model: nn.Module, ids: Tensor) -> Tensor:
+    """Next-token cross-entropy of ids (B, T + 1)."""
+    logits = model(ids[:, :-1])
+    return nn.functional.cross_entropy(logits.flatten(0, 1), ids[:, 1:].flatten())
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, ids: Tensor) -> float:
+    optimizer.zero_grad()
+    loss = lm_loss(model, ids)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def grouped(model: nn.Module) -> list[dict]:
+    """Decay / no-decay groups, the second with its own lr."""
+    groups = param_groups(model.named_parameters(), weight_decay=0.1)
+    groups[1]["lr"] = 3e-3
+    return groups
+
+
+def sgd_reference(model: nn.Module) -> tuple[torch.optim.Optimizer, Callable[[], None]]:
+    """torch's SGD with lr * 1 / sqrt(t + 1) from LambdaLR, stepped after every update."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: (t + 1) ** -0.5)
+    return optimizer, schedule.step
+
+
+# name: (our optimizer, torch reference and a hook run after each of its steps, steps)
+REFERENCES = {
+    "sgd": (lambda m: SGD(m.parameters(), lr=0.5), sgd_reference, 20),
+    "adamw-groups-100-steps": (
+        lambda m: AdamW(grouped(m), lr=1e-2, betas=(0.9, 0.95)),
+        lambda m: (torch.optim.AdamW(grouped(m), lr=1e-2, betas=(0.9, 0.95)), lambda: None),
+        100,
+    ),
+    "adamw-defaults": (
+        lambda m: AdamW(m.parameters()),
+        lambda m: (torch.optim.AdamW(m.parameters()), lambda: None),
+        10,
+    ),
+    "muon-adamw-side": (
+        lambda m: Muon([{"params": m.parameters(), "use_muon": False}], lr=1e-2, weight_decay=0.1),
+        lambda m: (torch.optim.AdamW(m.parameters(), lr=1e-2, weight_decay=0.1), lambda: None),
+        10,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCES))
+def test_matches_torch_reference(name: str) -> None:
+    build, build_reference, steps = REFERENCES[name]
+    ours, ref = make_model(), make_model()
+    opt = build(ours)
+    ref_opt, after_step = build_reference(ref)
+    for step in range(steps):
+        train_step(ours, opt, make_batch(step))
+        train_step(ref, ref_opt, make_batch(step))
+        after_step()
+    for p, q in zip(ours.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(p, q, atol=1e-6, rtol=0)
+
+
+OPTIMIZERS = {
+    "sgd": lambda m: SGD(m.parameters(), lr=0.1),
+    "adamw": lambda m: AdamW(param_groups(m.named_parameters(), weight_decay=0.1), lr=1e-2),
+    "muon": lambda m: Muon(muon_param_groups(m.named_parameters(), weight_decay=0.1), lr=1e-2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_state_dict_resume_is_bitwise_identical(name: str) -> None:
+    build = OPTIMIZERS[name]
+    straight = make_model()
+    opt = build(straight)
+    for step in range(5):
+        train_step(straight, opt, make_batch(step))
+    buffer = io.BytesIO()
+    torch.save({"model": straight.state_dict(), "optimizer": opt.state_dict()}, buffer)
+    for step in range(5, 10):
+        train_step(straight, opt, make_batch(step))
+
+    buffer.seek(0)
+    saved = torch.load(buffer)
+    resumed = make_model(seed=1)  # different init: everything must come from the checkpoint
+    resumed.load_state_dict(saved["model"])
+    resumed_opt = build(resumed)
+    resumed_opt.load_state_dict(saved["optimizer"])
+    for step in range(5, 10):
+        train_step(resumed, resumed_opt, make_batch(step))
+    for p, q in zip(straight.parameters(), resumed.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize("max_norm", [0.05, 1e3])
+def test_clip_grad_norm_matches_torch(max_norm: float) -> None:
+    ours, ref = make_model(), make_model()
+    for model in (ours, ref):
+        train_step(model, SGD(model.parameters(), lr=0.0), make_batch(0))
+    ours.lm_head.weight.grad = None  # a parameter without a gradient is skipped
+    ref.lm_head.weight.grad = None
+    norm = clip_grad_norm(ours.parameters(), max_norm)
+    ref_norm = torch.nn.utils.clip_grad_norm_(ref.parameters(), max_norm)
+    torch.testing.assert_close(norm, ref_norm)
+    for p, q in zip(ours.parameters(), ref.parameters(), strict=True):
+        assert (p.grad is None) == (q.grad is None)
+        if p.grad is not None:
+            torch.testing.assert_close(p.grad, q.grad)
+
+
+def test_clip_grad_norm_rejects_non_positive_max_norm() -> None:
+    with pytest.raises(ValueError, match="max_norm"):
+        clip_grad_norm(make_model().parameters(), 0.0)
+
+
+def ill_conditioned(rows: int, cols: int, condition: float = 100.0) -> Tensor:
+    """A (rows, cols) matrix with random singular vectors and singular values from 1 to 1/condition.
+
+    Newton-Schulz multiplies a tiny singular value by about 3.4 per iteration, so values far below
+    1/condition of the largest stay small after 5 iterations: a gradient's noise floor, not signal.
+    """
+    gen = torch.Generator().manual_seed(rows * cols)
+    u, _ = torch.linalg.qr(torch.randn(rows, min(rows, cols), generator=gen))
+    v, _ = torch.linalg.qr(torch.randn(cols, min(rows, cols), generator=gen))
+    return (
+        u @ torch.diag(torch.logspace(0, -torch.tensor(condition).log10(), min(rows, cols))) @ v.T
+    )
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (32, 96), (96, 32)])
+def test_newton_schulz_makes_singular_values_near_one(shape: tuple[int, int]) -> None:
+    g = ill_conditioned(*shape)
+    out = newton_schulz(g)
+    assert out.shape == g.shape and out.dtype == g.dtype
+    singular_values = torch.linalg.svdvals(out)
+    assert singular_values.min() > 0.5 and singular_values.max() < 1.5
+    u, _, vh = torch.linalg.svd(g, full_matrices=False)
+    polar = u @ vh  # the exact orthogonal factor the iteration approximates
+    assert torch.linalg.matrix_norm(out - polar) < 0.3 * torch.linalg.matrix_norm(polar)
+
+
+def mlp(seed: int, gain: float = 1.0, width: int = 32, depth: int = 4) -> nn.Sequential:
+    """A bias-free tanh MLP: every parameter is a hidden matrix, so Muon updates all of them."""
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = []
+    for _ in range(depth):
+        layers += [nn.Linear(width, width, bias=False), nn.Tanh()]
+    model = nn.Sequential(*layers[:-1])
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(gain)
+    return model
+
+
+def test_muon_fits_faster_than_sgd() -> None:
+    """Student MLP fits a larger-weight teacher; Muon beats SGD at SGD's best learning rate."""
+    x = torch.randn(256, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        y = mlp(seed=123, gain=3.0)(x)
+
+    def final_loss(build) -> float:
+        model = mlp(seed=0)
+        opt = build(model)
+        for _ in range(100):
+            opt.zero_grad()
+            loss = nn.functional.mse_loss(model(x), y)
+            loss.backward()
+            opt.step()
+        return loss.item()
+
+    # SGD diverges from lr 30 on; 10 is its best here.
+    sgd = min(final_loss(lambda m, lr=lr: SGD(m.parameters(), lr=lr)) for lr in (1.0, 3.0, 10.0))
+    muon = final_loss(lambda m: Muon(muon_param_groups(m.named_parameters(), 0.0), muon_lr=0.05))
+    assert muon < 0.5 * sgd
+
+
+def test_param_groups_exclude_norms_biases_and_embeddings() -> None:
+    model = make_model()
+    decay, no_decay = param_groups(model.named_parameters(), weight_decay=0.1)
+    ids = {id(p): n for n, p in model.named_parameters()}
+    assert sorted(ids[id(p)] for p in decay["params"]) == [
+        "down_proj.weight",
+        "lm_head.weight",
+        "up_proj.weight",
+    ]
+    assert sorted(ids[id(p)] for p in no_decay["params"]) == [
+        "norm.bias",
+        "norm.weight",
+        "token_embeddings.weight",
+        "up_proj.bias",
+    ]
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+
+
+def test_param_groups_skip_frozen_parameters() -> None:
+    model = make_model()
+    model.lm_head.weight.requires_grad_(False)
+    groups = param_groups(model.named_parameters(), weight_decay=0.1)
+    assert all(p is not model.lm_head.weight for g in groups for p in g["params"])
+    model.requires_grad_(False)
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        param_groups(model.named_parameters(), weight_decay=0.1)
+
+
+def test_muon_param_groups_send_hidden_matrices_to_muon() -> None:
+    model = make_model()
+    groups = muon_param_groups(model.named_parameters(), weight_decay=0.1)
+    ids = {id(p): n for n, p in model.named_parameters()}
+    names = [
+        (g["use_muon"], g["weight_decay"], sorted(ids[id(p)] for p in g["params"])) for g in groups
+    ]
+    assert names == [
+        (True, 0.1, ["down_proj.weight", "up_proj.weight"]),
+        (False, 0.1, ["lm_head.weight"]),
+        (False, 0.0, ["norm.bias", "norm.weight", "token_embeddings.weight", "up_proj.bias"]),
+    ]
+    opt = Muon(groups, lr=1e-3, muon_lr=0.02)
+    assert [g["lr"] for g in opt.param_groups] == [0.02, 1e-3, 1e-3]
+    assert [g["lr_scale"] for g in opt.param_groups] == pytest.approx([20.0, 1.0, 1.0])
+
+
+def test_muon_rejects_groups_it_cannot_run() -> None:
+    model = make_model()
+    with pytest.raises(ValueError, match="use_muon"):
+        Muon(model.parameters())
+    with pytest.raises(ValueError, match="2-D"):
+        Muon([{"params": [model.norm.weight], "use_muon": True}])
+
+
+def test_optimizers_leave_parameters_without_grad_alone() -> None:
+    model = make_model()
+    before = copy.deepcopy(model.state_dict())
+    for build in OPTIMIZERS.values():
+        build(model).step()
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, before[name])
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_step_with_closure_returns_its_loss(name: str) -> None:
+    model = make_model()
+    opt = OPTIMIZERS[name](model)
+    ids = make_batch(0)
+
+    def closure() -> float:
+        opt.zero_grad()
+        loss = lm_loss(model, ids)
+        loss.backward()
+        return loss.item()
+
+    with torch.no_grad():
+        before = lm_loss(model, ids).item()
+    assert opt.step(closure) == before
+    assert opt.step(closure) < before
