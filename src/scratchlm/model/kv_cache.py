@@ -2,9 +2,9 @@
 
 Every row of the batch sits at the same position `pos`: a forward pass over T new tokens writes
 their keys and values at [pos, pos + T), attends over [0, pos + T) and then advances `pos` by T.
-Batches of prompts with different lengths (per-row positions, padding masks) extend two methods:
-`attention_mask` (which keys each query may see) and `positions` (the rotary/learned position of
-each new token).
+Prompts of different lengths are left-padded to a common length and the cache is told how many pad
+slots open each row (`left_pad`, (B,)): pad keys are then hidden from every query, and each row
+counts its positions from its first real token, so a padded row computes what it would alone.
 """
 
 import torch
@@ -25,11 +25,13 @@ class KVCache:
         head_dim: int,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
+        left_pad: Tensor | None = None,
     ) -> None:
         shape = (num_layers, batch_size, num_kv_heads, max_len, head_dim)
         self.k = torch.zeros(shape, dtype=dtype, device=device)
         self.v = torch.zeros(shape, dtype=dtype, device=device)
         self.pos = 0
+        self.left_pad = None if left_pad is None else left_pad.to(self.k.device)  # (B,) int64
 
     @classmethod
     def for_model(
@@ -39,8 +41,12 @@ class KVCache:
         max_len: int | None = None,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
+        left_pad: Tensor | None = None,
     ) -> "KVCache":
-        """A cache shaped for `config` with room for max_len positions (default: context_length)."""
+        """A cache shaped for `config` with room for max_len positions (default: context_length).
+
+        left_pad: (B,) number of pad slots at the start of each row, or None (no padding).
+        """
         max_len = config.context_length if max_len is None else max_len
         if not 0 < max_len <= config.context_length:
             raise ValueError(
@@ -55,6 +61,7 @@ class KVCache:
             config.head_dim,
             dtype=dtype,
             device=device,
+            left_pad=left_pad,
         )
 
     @property
@@ -70,14 +77,21 @@ class KVCache:
         self.pos = 0
 
     def positions(self, num_new: int) -> Tensor:
-        """Positions of the next num_new tokens: (T,) pos .. pos + T - 1 (or per row: (B, T))."""
-        return torch.arange(self.pos, self.pos + num_new, device=self.k.device)
+        """Positions of the next num_new tokens: (T,) pos .. pos + T - 1.
+
+        With left_pad: (B, T), each row shifted back by its pad count (pad slots get 0).
+        """
+        positions = torch.arange(self.pos, self.pos + num_new, device=self.k.device)
+        if self.left_pad is None:
+            return positions
+        return (positions - self.left_pad[:, None]).clamp(min=0)
 
     def attention_mask(self, batch_size: int, num_new: int) -> Tensor:
         """Check there is room for num_new more tokens of this batch; say which keys each may see.
 
         Returns a bool (T, S) mask, S = pos + T: query i (position pos + i) sees keys j <= pos + i.
-        Any mask broadcastable to (B, H, T, S) works here (e.g. (B, 1, T, S) for per-row padding).
+        With left_pad: (B, 1, T, S), where row b also hides its pad keys j < left_pad[b] (a pad
+        query still sees itself, so no softmax row is empty).
         """
         if batch_size != self.batch_size:
             raise ValueError(
@@ -90,7 +104,13 @@ class KVCache:
                 f"{self.max_len}; reset() it or build a longer one"
             )
         ones = torch.ones(num_new, self.pos + num_new, dtype=torch.bool, device=self.k.device)
-        return ones.tril(diagonal=self.pos)
+        causal = ones.tril(diagonal=self.pos)
+        if self.left_pad is None:
+            return causal
+        keys = torch.arange(self.pos + num_new, device=self.k.device)
+        real = keys >= self.left_pad[:, None]  # (B, S)
+        itself = keys == torch.arange(self.pos, self.pos + num_new, device=keys.device)[:, None]
+        return ((causal & real[:, None, :]) | itself)[:, None]  # (B, 1, T, S)
 
     def update(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Write one layer's new keys/values and return all of that layer's keys/values so far.

@@ -1,0 +1,170 @@
+"""Sampling from a TransformerLM with a KV cache: ids in, ids out (no tokenizer here).
+
+One request batch allocates one `KVCache`. The prompts are left-padded to a common length and
+prefilled in one forward pass; then each step feeds the B tokens just sampled, so a step costs one
+position per row instead of the whole sequence. Rows of different lengths get per-row positions and
+a key mask through the cache (`KVCache(left_pad=...)`), so a padded row decodes exactly as it would
+alone.
+
+Next-token choice, in this order: temperature 0 -> argmax (greedy); otherwise logits / temperature,
+then the top-k filter, then the top-p (nucleus) filter, then one draw from the softmax using an
+explicit `torch.Generator` (a fixed seed repeats the same ids). The filters are pure functions on
+logits.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from scratchlm.model.kv_cache import KVCache
+from scratchlm.model.transformer import TransformerLM
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How to pick each new token and when to stop.
+
+    temperature 0 means greedy. top_k None (or 0) and top_p 1.0 switch their filter off.
+    A row stops after max_new_tokens ids or right after emitting any id in stop_ids.
+    """
+
+    max_new_tokens: int = 256
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float = 1.0
+    stop_ids: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 0:
+            raise ValueError(f"max_new_tokens must be an int >= 0, got {self.max_new_tokens!r}")
+        if not self.temperature >= 0:
+            raise ValueError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
+        if self.top_k is not None and (not isinstance(self.top_k, int) or self.top_k < 0):
+            raise ValueError(
+                f"top_k must be a positive int (or 0/None for off), got {self.top_k!r}"
+            )
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1] (1 = off), got {self.top_p}")
+
+
+def top_k_filter(logits: Tensor, k: int) -> Tensor:
+    """Keep the k largest logits of each row, set the others to -inf.
+
+    logits: (B, V) -> (B, V). Values tied with the k-th largest are kept too.
+    """
+    k = min(k, logits.shape[-1])
+    kth = torch.topk(logits, k, dim=-1).values[..., -1:]  # (B, 1)
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
+def top_p_filter(logits: Tensor, p: float) -> Tensor:
+    """Nucleus filter: keep the smallest set of most likely tokens whose probability reaches p.
+
+    logits: (B, V) -> (B, V), the dropped tokens at -inf. In descending order of probability a
+    token is kept while the mass of the tokens before it is still below p, so the kept set is the
+    shortest prefix with mass >= p (the most likely token is always kept). p >= 1 keeps everything.
+    """
+    if p >= 1:
+        return logits
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+    probs = sorted_logits.softmax(dim=-1)
+    mass_before = probs.cumsum(dim=-1) - probs
+    drop_sorted = mass_before >= p
+    drop_sorted[..., 0] = False
+    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)  # back to vocab order
+    return logits.masked_fill(drop, float("-inf"))
+
+
+def sample_next(
+    logits: Tensor, config: SamplingConfig, generator: torch.Generator | None = None
+) -> Tensor:
+    """Pick one id per row. logits: (B, V) float -> (B,) int64."""
+    if config.temperature == 0:
+        return logits.argmax(dim=-1)
+    logits = logits / config.temperature
+    if config.top_k:
+        logits = top_k_filter(logits, config.top_k)
+    logits = top_p_filter(logits, config.top_p)
+    probs = logits.softmax(dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def left_pad(prompts: list[list[int]], pad_id: int = 0) -> tuple[Tensor, Tensor]:
+    """Prompts as one left-padded batch: ids (B, T) int64 and the pad count of each row (B,)."""
+    longest = max(len(p) for p in prompts)
+    pads = [longest - len(p) for p in prompts]
+    ids = torch.tensor([[pad_id] * n + list(p) for n, p in zip(pads, prompts, strict=True)])
+    return ids, torch.tensor(pads)
+
+
+def stream(
+    model: TransformerLM,
+    prompts: list[list[int]],
+    config: SamplingConfig,
+    generator: torch.Generator | None = None,
+) -> Iterator[list[int | None]]:
+    """Decode all prompts together, yielding each step's new id per row (None once a row stopped).
+
+    prompts: B lists of ids, of any lengths >= 1. The generator, if given, must live on the
+    model's device. The tensor work between two yields runs without autograd; the iterator may
+    be resumed from any thread.
+    """
+    if not prompts or any(len(p) == 0 for p in prompts):
+        raise ValueError("every prompt needs at least one token id (e.g. the end-of-text id)")
+    if config.max_new_tokens == 0:
+        return
+    weight = next(model.parameters())
+    ids, pads = left_pad(prompts)
+    # The last sampled id is never fed back, hence the - 1.
+    needed = ids.shape[1] + config.max_new_tokens - 1
+    limit = model.config.context_length
+    if needed > limit:
+        raise ValueError(
+            f"prompt of {ids.shape[1]} tokens + max_new_tokens {config.max_new_tokens} needs "
+            f"{needed} positions, more than the model's context_length {limit}; shorten the "
+            "prompt or lower max_new_tokens"
+        )
+    cache = KVCache.for_model(
+        model.config,
+        batch_size=len(prompts),
+        max_len=needed,
+        dtype=weight.dtype,
+        device=weight.device,
+        left_pad=pads.to(weight.device) if pads.any() else None,
+    )
+    stops = set(config.stop_ids)
+    running = [True] * len(prompts)
+    logits = _last_logits(model, ids.to(weight.device), cache)
+    for step in range(config.max_new_tokens):
+        next_ids = sample_next(logits, config, generator)
+        out: list[int | None] = []
+        for row, token in enumerate(next_ids.tolist()):
+            out.append(token if running[row] else None)
+            running[row] = running[row] and token not in stops
+        yield out
+        if not any(running) or step == config.max_new_tokens - 1:
+            return
+        logits = _last_logits(model, next_ids[:, None], cache)
+
+
+def generate(
+    model: TransformerLM,
+    prompts: list[list[int]],
+    config: SamplingConfig,
+    generator: torch.Generator | None = None,
+) -> list[list[int]]:
+    """The new ids of each prompt (without the prompt); a row that stopped ends with its stop id."""
+    new: list[list[int]] = [[] for _ in prompts]
+    for step in stream(model, prompts, config, generator):
+        for row, token in enumerate(step):
+            if token is not None:
+                new[row].append(token)
+    return new
+
+
+@torch.no_grad()
+def _last_logits(model: TransformerLM, ids: Tensor, cache: KVCache) -> Tensor:
+    """Feed ids (B, T) to the model, appending to the cache; the last position's logits (B, V)."""
+    return model(ids, kv_cache=cache)[:, -1]
