@@ -1,0 +1,376 @@
+"""The byte-level BPE `Tokenizer`: encode text to ids, decode ids to text, save and load.
+
+Encoding a text:
+1. Cut it on special tokens, longest first, so `<|endoftext|><|endoftext|>` wins over
+   `<|endoftext|>` when both are special. A special token becomes its own id.
+2. Split each piece between special tokens into pre-tokens with the GPT-2 regex.
+3. Merge each pre-token's bytes: find the adjacent pair with the lowest merge rank (its index in
+   `merges`), replace every occurrence of it from left to right, and repeat until no adjacent pair
+   is a merge. A merge yields the id whose bytes are the pair's bytes joined.
+
+Two encoders give the same ids:
+- `encode_reference`, the definition above in plain Python, with a cache per pre-token.
+- The fast path, `encode` / `encode_batch`: tiktoken's compiled BPE built from our ranks
+  (`fast_encoding`, offline). tiktoken merges the adjacent pair whose *joined bytes* have the lowest
+  id, even a pair that is not in `merges`, and returns a pre-token that is a whole token at once.
+  That equals step 3 when (checked once by `fast_path_problem`) merged tokens get increasing ids
+  in merge order and each merge's token, encoded with only the merges before it, splits into
+  exactly that merge's pair. Merges are local (a pre-token's segment ends up as the same tokens
+  in any context where its ends are token boundaries), so tiktoken can then never meet an
+  adjacent pair that joins into a token some other way. Vocabularies from `train_bpe` pass,
+  because training applies merges the same way; when a vocabulary does not, a warning says why
+  and `encode` uses the reference.
+"""
+
+import array
+import functools
+import logging
+import os
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import regex
+import tiktoken
+
+from scratchlm.tokenizer import files
+from scratchlm.tokenizer.bpe import check_special_tokens
+from scratchlm.tokenizer.pretokenize import GPT2_PATTERN, GPT2_REGEX, special_token_regex
+
+log = logging.getLogger(__name__)
+
+# Positions where GPT-2 pre-tokenization has a boundary whatever text comes later: before a space
+# between two non-spaces, after a newline between two non-spaces, and between letters, digits and
+# other symbols (except after an apostrophe, which may start a contraction such as 's). Searched
+# backwards from the end.
+_CUT_REGEX = regex.compile(
+    r"(?<=\S)(?= \S)|(?<=\S\n)(?=\S)|(?<=\p{L})(?=\p{N})|(?<=\p{N})(?=\p{L})"
+    r"|(?<=[\p{L}\p{N}])(?=[^\s\p{L}\p{N}'])|(?<=[^\s\p{L}\p{N}'])(?=[\p{L}\p{N}])",
+    flags=regex.REVERSE,
+)
+_ITERABLE_BLOCK_CHARS = 1 << 16
+_CACHE_LIMIT = 1 << 18
+
+
+class Tokenizer:
+    """A byte-level BPE tokenizer.
+
+    vocab: id -> token bytes; it must hold all 256 single bytes and every merge's joined bytes.
+    merges: (left, right) byte pairs in merge order. special_tokens: texts that always encode to
+    one id; a special token whose bytes are not in `vocab` gets the next free id.
+    """
+
+    def __init__(
+        self,
+        vocab: dict[int, bytes],
+        merges: list[tuple[bytes, bytes]],
+        special_tokens: list[str] | None = None,
+    ) -> None:
+        special_tokens = list(special_tokens or [])
+        check_special_tokens(special_tokens)
+        self.vocab = dict(vocab)
+        self.merges = list(merges)
+        self.special_tokens = special_tokens
+
+        by_bytes = {tok: i for i, tok in sorted(self.vocab.items(), reverse=True)}
+        self.special_ids: dict[str, int] = {}
+        for tok in special_tokens:
+            i = by_bytes.get(tok.encode("utf-8"))
+            if i is None:
+                i = max(self.vocab, default=-1) + 1
+                self.vocab[i] = tok.encode("utf-8")
+            self.special_ids[tok] = i
+
+        # Ordinary tokens: bytes -> the lowest id spelling them, special tokens left out.
+        specials = set(self.special_ids.values())
+        self._token_ids = {
+            tok: i for i, tok in sorted(self.vocab.items(), reverse=True) if i not in specials
+        }
+        missing = [b for b in range(256) if bytes([b]) not in self._token_ids]
+        if missing:
+            raise ValueError(
+                f"vocab lacks {len(missing)} single byte(s) (first: {missing[0]:#04x}); "
+                "a byte-level vocab needs all 256"
+            )
+        self._byte_ids = [self._token_ids[bytes([b])] for b in range(256)]
+        # (left id, right id) -> (merge rank, merged id); the first merge of a pair wins.
+        self._merge_table: dict[tuple[int, int], tuple[int, int]] = {}
+        for rank, (left, right) in enumerate(self.merges):
+            ids = [self._token_ids.get(t) for t in (left, right, left + right)]
+            if None in ids:
+                raise ValueError(
+                    f"merge {rank} ({left!r}, {right!r}) uses or makes a token that is not in the "
+                    "vocab; vocab and merges come from different tokenizers"
+                )
+            self._merge_table.setdefault((ids[0], ids[1]), (rank, ids[2]))
+        self._special_regex = special_token_regex(special_tokens)
+        self._cache: dict[str, list[int]] = {}
+
+    @classmethod
+    def from_files(
+        cls,
+        vocab_path: str | os.PathLike[str],
+        merges_path: str | os.PathLike[str],
+        special_tokens: list[str] | None = None,
+    ) -> "Tokenizer":
+        """Load GPT-2 / Hugging Face byte-level vocab.json and merges.txt files."""
+        vocab = files.read_vocab(vocab_path, special_tokens or [])
+        return cls(vocab, files.read_merges(merges_path), special_tokens)
+
+    @classmethod
+    def from_dir(cls, directory: str | os.PathLike[str]) -> "Tokenizer":
+        """Load what `save` wrote: vocab.json, merges.txt, special tokens from tokenizer.json."""
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise FileNotFoundError(
+                f"tokenizer directory not found: {directory} (train one with "
+                "'scratchlm train-tokenizer')"
+            )
+        special_tokens = files.read_special_tokens(directory / files.TOKENIZER_FILE)
+        return cls.from_files(
+            directory / files.VOCAB_FILE, directory / files.MERGES_FILE, special_tokens
+        )
+
+    def save(self, directory: str | os.PathLike[str]) -> None:
+        """Write vocab.json, merges.txt and tokenizer.json into `directory` (see `files`)."""
+        files.write_files(directory, self.vocab, self.merges, self.special_ids)
+
+    @property
+    def vocab_size(self) -> int:
+        """One more than the largest id (the size of a model's embedding table)."""
+        return max(self.vocab) + 1
+
+    def token_byte_lengths(self) -> list[int]:
+        """Bytes of text behind each id, for bits-per-byte; 0 for special tokens and unused ids."""
+        lengths = [0] * self.vocab_size
+        specials = set(self.special_ids.values())
+        for i, tok in self.vocab.items():
+            if i not in specials:
+                lengths[i] = len(tok)
+        return lengths
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Text of `ids`; bytes that are not valid UTF-8 become U+FFFD."""
+        vocab = self.vocab
+        try:
+            data = b"".join([vocab[i] for i in ids])
+        except (KeyError, TypeError) as exc:
+            raise ValueError(
+                f"cannot decode token id {exc.args[0]!r}: ids run from 0 to {self.vocab_size - 1}"
+            ) from None
+        return data.decode("utf-8", errors="replace")
+
+    # The reference encoder.
+
+    def encode_reference(self, text: str) -> list[int]:
+        """Encode `text` by the plain-Python definition (module docstring); same as `encode`."""
+        ids: list[int] = []
+        for n, part in enumerate(self._split_special(text)):
+            if n % 2:
+                ids.append(self.special_ids[part])
+            else:
+                ids += self._encode_ordinary_reference(part)
+        return ids
+
+    def _split_special(self, text: str) -> list[str]:
+        """Ordinary text at even indices, special tokens at odd indices (longest first)."""
+        return self._special_regex.split(text) if self._special_regex else [text]
+
+    def _encode_ordinary_reference(self, text: str) -> list[int]:
+        """Pre-tokenize text free of special tokens and merge each pre-token (cached)."""
+        ids: list[int] = []
+        cache = self._cache
+        for piece in GPT2_REGEX.findall(text):
+            piece_ids = cache.get(piece)
+            if piece_ids is None:
+                if len(cache) >= _CACHE_LIMIT:
+                    cache.clear()
+                piece_ids = cache[piece] = self.merge_bytes(piece.encode("utf-8"))
+            ids += piece_ids
+        return ids
+
+    def merge_bytes(self, data: bytes, max_rank: int | None = None) -> list[int]:
+        """BPE of one pre-token's bytes, using only merges with rank < `max_rank` when given."""
+        table = self._merge_table
+        no_merge = (len(self.merges), -1)
+        limit = len(self.merges) if max_rank is None else max_rank
+        ids = [self._byte_ids[b] for b in data]
+        while len(ids) > 1:
+            pair = min(zip(ids, ids[1:], strict=False), key=lambda p: table.get(p, no_merge))
+            rank, merged = table.get(pair, no_merge)
+            if rank >= limit:
+                break
+            out: list[int] = []
+            i, n = 0, len(ids)
+            while i < n:
+                if i + 1 < n and ids[i] == pair[0] and ids[i + 1] == pair[1]:
+                    out.append(merged)
+                    i += 2
+                else:
+                    out.append(ids[i])
+                    i += 1
+            ids = out
+        return ids
+
+    # The fast path.
+
+    def fast_path_problem(self) -> str | None:
+        """Why tiktoken could give other ids than `encode_reference`, or None when it cannot."""
+        previous = -1
+        for rank, (left, right) in enumerate(self.merges):
+            merged = self._token_ids[left + right]
+            if merged <= previous:
+                return (
+                    f"merge {rank} ({left!r}, {right!r}) makes id {merged}, not above the previous "
+                    f"merge's id {previous}"
+                )
+            previous = merged
+            pair = [self._token_ids[left], self._token_ids[right]]
+            if self.merge_bytes(left + right, max_rank=rank) != pair:
+                return (
+                    f"token {merged} ({left + right!r}) does not split into merge {rank}'s pair "
+                    "when encoded with the merges before it"
+                )
+        return None
+
+    @functools.cached_property
+    def fast_encoding(self) -> tiktoken.Encoding | None:
+        """A tiktoken Encoding with exactly our ids, or None when it could differ (logged once).
+
+        Its ranks are the ids of the 256 bytes and of the merged tokens; it knows no special
+        tokens (`encode` splits them off first, longest first).
+        """
+        problem = self.fast_path_problem()
+        if problem is not None:
+            log.warning("tokenizer fast path off, encoding with the Python reference: %s", problem)
+            return None
+        ranks = {bytes([b]): i for b, i in enumerate(self._byte_ids)}
+        for left, right in self.merges:
+            ranks[left + right] = self._token_ids[left + right]
+        return tiktoken.Encoding(
+            name=f"scratchlm-{len(ranks)}",
+            pat_str=GPT2_PATTERN,
+            mergeable_ranks=ranks,
+            special_tokens={},
+        )
+
+    def encode(self, text: str) -> list[int]:
+        """Encode `text` to ids through the fast path; identical to `encode_reference`.
+
+        Text holding a character that tiktoken's regex classifies differently from the `regex`
+        package (`tiktoken_disagrees`) is encoded with the reference instead.
+        """
+        fast = self.fast_encoding
+        if fast is None:
+            return self.encode_reference(text)
+        ids: list[int] = []
+        for n, part in enumerate(self._split_special(text)):
+            if n % 2:
+                ids.append(self.special_ids[part])
+            elif part.isascii() or not tiktoken_disagrees(part):
+                ids += fast.encode_ordinary(part)
+            else:
+                ids += self._encode_ordinary_reference(part)
+        return ids
+
+    def encode_batch(self, texts: Sequence[str], num_threads: int = 1) -> list[list[int]]:
+        """`encode` each text; tiktoken releases the GIL, so threads run in parallel."""
+        if num_threads <= 1 or len(texts) <= 1:
+            return [self.encode(text) for text in texts]
+        with ThreadPoolExecutor(num_threads) as pool:
+            return list(pool.map(self.encode, texts))
+
+    def encode_iterable(self, texts: Iterable[str]) -> Iterator[int]:
+        """Ids of the concatenation of `texts` (e.g. the lines of a file), in constant memory.
+
+        Text is buffered and encoded up to a cut where encoding the parts separately gives the
+        same ids as encoding the whole (`find_cut`), so the result equals `encode("".join(texts))`.
+        """
+        parts: list[str] = []
+        size, next_check = 0, _ITERABLE_BLOCK_CHARS
+        for text in texts:
+            parts.append(text)
+            size += len(text)
+            if size < next_check:
+                continue
+            buffer = "".join(parts)
+            cut = find_cut(buffer, self.special_tokens)
+            if cut:
+                yield from self.encode(buffer[:cut])
+                buffer = buffer[cut:]
+            parts, size = [buffer], len(buffer)
+            next_check = max(_ITERABLE_BLOCK_CHARS, 2 * size)
+        yield from self.encode("".join(parts))
+
+
+def tiktoken_disagrees(text: str) -> bool:
+    """True if `text` holds a character that tiktoken's compiled regex and the `regex` package
+    put in different classes (letter, number, whitespace), e.g. a letter new in a Unicode
+    version only one of them knows."""
+    pattern = _disagreement_regex()
+    return pattern is not None and pattern.search(text) is not None
+
+
+@functools.cache
+def _disagreement_regex() -> "regex.Pattern[str] | None":
+    """A character class of every code point the two regex engines classify differently.
+
+    Found by asking both engines which characters of the whole code space each class matches:
+    tiktoken keeps only the pieces its pattern matches, so with one-byte ranks it returns
+    exactly the matched characters' bytes.
+    """
+    codes = array.array("I", [*range(0xD800), *range(0xE000, 0x110000)])
+    everything = codes.tobytes().decode("utf-32-le" if sys.byteorder == "little" else "utf-32-be")
+    ranks = {bytes([b]): b for b in range(256)}
+    differ: set[str] = set()
+    for cls in (r"\p{L}+", r"\p{N}+", r"\s+"):
+        probe = tiktoken.Encoding(
+            "scratchlm-probe", pat_str=cls, mergeable_ranks=ranks, special_tokens={}
+        )
+        theirs = probe.decode_bytes(probe.encode_ordinary(everything)).decode("utf-8")
+        ours = "".join(regex.findall(cls, everything))
+        if theirs != ours:
+            differ |= set(theirs) ^ set(ours)
+    if not differ:
+        return None
+    codes = sorted(map(ord, differ))
+    ranges, start = [], codes[0]
+    for prev, code in zip(codes, codes[1:] + [-1], strict=True):
+        if code != prev + 1:
+            ranges.append(f"\\U{start:08x}-\\U{prev:08x}")
+            start = code
+    return regex.compile("[" + "".join(ranges) + "]")
+
+
+def find_cut(text: str, special_tokens: Sequence[str]) -> int:
+    """A position 0 < c < len(text) such that for any continuation `more`,
+    encode(text[:c]) + encode(text[c:] + more) == encode(text + more); 0 when none is found.
+
+    Prefers a document boundary: just before the last occurrence of the first special token.
+    Otherwise takes the last place where pre-tokenization must have a boundary (`_CUT_REGEX`). A
+    cut never falls inside a special token, and the last `longest special token` characters are
+    left alone, since a special token there may still be incomplete.
+    """
+    end = len(text) - max((len(tok) for tok in special_tokens), default=1)
+    if special_tokens:
+        doc = special_tokens[0]
+        pos = text.rfind(doc, 0, end + len(doc))
+        while pos > 0 and _inside_special(text, pos, special_tokens):
+            pos = text.rfind(doc, 0, pos + len(doc) - 1)
+        if pos > 0:
+            return pos
+    for match in _CUT_REGEX.finditer(text, 0, max(end, 0)):
+        pos = match.start()
+        if pos > 0 and not _inside_special(text, pos, special_tokens):
+            return pos
+    return 0
+
+
+def _inside_special(text: str, pos: int, special_tokens: Sequence[str]) -> bool:
+    """True if some occurrence of a special token starts before `pos` and ends after it."""
+    for tok in special_tokens:
+        hit = text.find(tok, max(pos - len(tok) + 1, 0), pos + len(tok) - 1)
+        if hit != -1 and hit < pos:
+            return True
+    return False
