@@ -35,7 +35,6 @@ import regex
 import tiktoken
 
 from scratchlm.tokenizer import files
-from scratchlm.tokenizer.bpe import check_special_tokens
 from scratchlm.tokenizer.pretokenize import GPT2_PATTERN, GPT2_REGEX, special_token_regex
 
 log = logging.getLogger(__name__)
@@ -68,7 +67,11 @@ class Tokenizer:
         special_tokens: list[str] | None = None,
     ) -> None:
         special_tokens = list(special_tokens or [])
-        check_special_tokens(special_tokens)
+        for tok in special_tokens:
+            if not isinstance(tok, str) or not tok:
+                raise ValueError(f"special tokens must be non-empty strings, got {tok!r}")
+        if len(set(special_tokens)) != len(special_tokens):
+            raise ValueError(f"special tokens repeated in {special_tokens}; list each once")
         self.vocab = dict(vocab)
         self.merges = list(merges)
         self.special_tokens = special_tokens
