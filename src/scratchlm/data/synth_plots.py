@@ -23,7 +23,7 @@ OPEN: Beat = (
     "There was once {hero_desc} named {hero} who lived in {a_home}.",
     "{hero} was {hero_desc} who lived in {a_home}.",
     "Not long ago, in {a_home}, there lived {hero_desc} named {hero}.",
-    "{hero} was {hero_desc}, and {he} was {trait}.",
+    "{hero} was {hero_desc}, and {he} was {trait2}.",
     "Once upon a time, {hero_desc} named {hero} lived with {his} {parent} in {a_home}.",
     "In {a_home} lived {hero_desc}. {His} name was {hero}.",
 )
@@ -41,7 +41,7 @@ ABOUT: Beat = (
 )
 
 SCENE: Beat = (
-    "{sky} There were {sight1} and {sight2} everywhere.",
+    "{sky} {hero} could see {sight1} and {sight2} all around.",
     "The {place} was full of {sight1} and {sight2}.",
     "{hero} saw {sight1}, {sight2} and {sight3}.",
     "{sky}",
@@ -104,9 +104,9 @@ LOST_AND_FOUND: tuple[Paragraph, ...] = (
     ),
     (
         (
-            "Just then, {an_animal} came by. The {animal} {sound} and {move} toward the {sight2}. "
+            "{Then}, {an_animal} came by. The {animal} {sound} and {move} toward the {sight2}. "
             "{hero} followed it, and there, next to the {sight2}, was {his} {obj}!",
-            "Then {hero} saw {an_animal} near the {sight3}. It {sound} at {him}, as if to say, "
+            "{Then}, {hero} saw {an_animal} near the {sight3}. It {sound} at {him}, as if to say, "
             '"Look here!" Right beside it lay the {obj}.',
             "Suddenly, {an_animal} {move} out from behind the {sight1}. The {obj} was right "
             "there with it! The {animal} had found it.",
@@ -116,7 +116,7 @@ LOST_AND_FOUND: tuple[Paragraph, ...] = (
         (
             '"Thank you, little {animal}!" {hero} said.',
             '{hero} hugged {his} {obj}. "I will never lose you again," {he} whispered.',
-            '"You found it!" said {his} {parent}. {hero} smiled from ear to ear.',
+            '"You found it!" said {his} {parent}. {hero} {smiled} from ear to ear.',
             "{hero} laughed, and the {animal} {sound} back.",
         ),
         (
@@ -168,7 +168,7 @@ STUCK: tuple[Paragraph, ...] = (
         ),
         (
             '{friend} thought hard. "I have an idea!" {fhe} said. "Let\'s work together."',
-            'Then {friend} smiled. "Two friends are better than one," {fhe} said.',
+            '{Then}, {friend} {smiled}. "Two friends are better than one," {fhe} said.',
             '{friend} looked around. "If we help each other, we can do it," {fhe} said.',
         ),
         (
@@ -178,8 +178,7 @@ STUCK: tuple[Paragraph, ...] = (
             "{friend} held the ladder while {hero} climbed up carefully.",
         ),
         (
-            "Just then, {an_animal} {move} by. The {animal} {sound} and gave the {obj} a little "
-            "push.",
+            "{Then}, {an_animal} {move} by. The {animal} {sound} and gave the {obj} a little push.",
             "{An_animal} watched them from the {sight2}. It {sound}, as if it was cheering.",
             "Even {an_animal} nearby seemed to help. It {sound} and {move} around them.",
         ),
@@ -241,7 +240,7 @@ TRIP: tuple[Paragraph, ...] = (
     ),
     (
         (
-            "Then {hero} saw something. It was {an_animal}! The {animal} {sound} and {move} "
+            "{Then}, {hero} saw something. It was {an_animal}! The {animal} {sound} and {move} "
             "closer.",
             "Near the {sight2}, {hero} saw {num} {animals}. One little {animal} came right up "
             "to {him}.",
@@ -308,11 +307,11 @@ SHARING: tuple[Paragraph, ...] = (
             "Playing alone was boring. {hero} missed {friend}.",
         ),
         (
-            "Just then, {an_animal} {move} by. {hero} saw that the {animal} was sharing its food "
+            "{Then}, {an_animal} {move} by. {hero} saw that the {animal} was sharing its food "
             "with another {animal}.",
             "{hero} saw {num} {animals} {at_place}. One {animal} was sharing with the others, "
             "and they all looked {glad2}.",
-            "Then {an_animal} came close and {sound}. It was all alone, just like {hero}.",
+            "{Then}, {an_animal} came close and {sound}. It was all alone, just like {hero}.",
         ),
         (
             '{His} {parent} said, "Things are more fun when we share them."',
@@ -327,7 +326,7 @@ SHARING: tuple[Paragraph, ...] = (
             '{hero} went to {friend}. "I was wrong," {he} said. "Let\'s play together."',
         ),
         (
-            "{friend} smiled a big smile. They took turns with the {obj} all afternoon.",
+            "{friend} {smiled} a big smile. They took turns with the {obj} all afternoon.",
             '"Thank you!" said {friend}. Then they {act} together.',
             "{friend} hugged {hero}, and they {act}.",
         ),
@@ -371,8 +370,8 @@ CAREFUL: tuple[Paragraph, ...] = (
             "Now the {obj} was dirty and scratched. {hero} felt {sad}.",
         ),
         (
-            "Then {an_animal} {move} over. The {animal} {sound} softly, and {hero} stopped crying "
-            "to look.",
+            "{Then}, {an_animal} {move} over. The {animal} {sound} softly, and {hero} stopped "
+            "crying to look.",
             "{An_animal} sat nearby and looked at {hero} with big eyes. The {animal} {sound}.",
             "Nearby, {an_animal} {move} slowly and carefully. It did not rush at all.",
         ),
@@ -389,7 +388,7 @@ CAREFUL: tuple[Paragraph, ...] = (
             '{hero} looked at the {animal}. "It goes slow and steady," {he} said.',
         ),
         (
-            '{His} {parent} smiled. "We all make mistakes. Now you know."',
+            '{His} {parent} {smiled}. "We all make mistakes. Now you know."',
             '"That is how we learn," said {his} {parent}.',
             "{His} {parent} kissed {his} head.",
             "",
@@ -428,7 +427,7 @@ GIFT: tuple[Paragraph, ...] = (
         (
             "There {hero} found {a_obj}. It was perfect!",
             "{hero} looked and looked. At last, {he} saw {a_obj}.",
-            "Then {hero} saw {a_obj}. {friend} loved to {use}!",
+            "{Then}, {hero} saw {a_obj}. {friend} loved to {use}!",
         ),
         (
             '"{friend} will love this," {hero} said.',
@@ -467,7 +466,7 @@ GIFT: tuple[Paragraph, ...] = (
             "When {friend} saw the {obj}, {fhe} jumped for joy.",
         ),
         (
-            "Then they {act}, and {friend} let {hero} {use} too.",
+            "{Then}, they {act}, and {friend} let {hero} {use} too.",
             "They ate cake and {act}.",
             "{friend} gave {hero} a big hug.",
         ),
@@ -504,7 +503,7 @@ FEAR: tuple[Paragraph, ...] = (
         (
             "Suddenly, {an_animal} {move} right up to {hero}!",
             "Near the {sight1}, there was {an_animal}. It was looking at {hero}.",
-            "Then {hero} heard a sound. {An_animal} {sound} and came closer.",
+            "{Then}, {hero} heard a sound. {An_animal} {sound} and came closer.",
         ),
         (
             '{hero} froze. "Help!" {he} whispered.',
@@ -539,7 +538,7 @@ FEAR: tuple[Paragraph, ...] = (
         (
             '"I\'m not {scared} anymore!" said {hero}.',
             '"You were so brave," said {his} {parent}.',
-            '{hero} smiled. "{Animals_cap} are not so bad," {he} said.',
+            '{hero} {smiled}. "{Animals_cap} are not so bad," {he} said.',
         ),
         (
             "From that day on, {hero} was not afraid of {animals}. {He} even wanted one as a pet.",
@@ -554,12 +553,12 @@ RESCUE: tuple[Paragraph, ...] = (
     (
         (
             "{time}, {hero} was playing {at_place} with {a_obj}.",
-            "{time}, {hero} went to {the_place} to {use}. {He} took {a_obj}.",
+            "{time}, {hero} took {a_obj} to {the_place}. {He} wanted to {use} there.",
             "{time}, {hero} and {his} {parent} took a walk to {the_place}. {hero} carried {a_obj}.",
         ),
         SCENE,
         (
-            "Then {hero} heard a tiny sound. It came from behind the {sight2}.",
+            "{Then}, {hero} heard a tiny sound. It came from behind the {sight2}.",
             "Suddenly, {hero} saw something move near the {sight1}.",
             "As {he} walked, {hero} heard a small cry.",
         ),
@@ -579,7 +578,7 @@ RESCUE: tuple[Paragraph, ...] = (
         (
             "{He} gave it some {food}, and the {animal} ate it all.",
             "{He} made a soft bed for it and kept it warm.",
-            "{He} carefully set it free and held it close.",
+            "{He} gently picked it up and held it close.",
             "{He} used the {obj} to help, and {he} was very gentle.",
         ),
         (
@@ -590,7 +589,7 @@ RESCUE: tuple[Paragraph, ...] = (
     ),
     (
         (
-            "Then they heard another sound. It was the {animal}'s family!",
+            "{Then}, they heard another sound. It was the {animal}'s family!",
             "Later, {num} more {animals} came looking. They were its family.",
             "They looked around, and soon they found where the {animal} lived.",
         ),
@@ -637,7 +636,7 @@ NEW_FRIEND: tuple[Paragraph, ...] = (
     (
         (
             '{hero} was {scared} to talk, but {he} said, "Hi. You can {use} too, if you want."',
-            '{hero} smiled a little. "Do you want to play?" {he} asked.',
+            '{hero} {smiled} a little. "Do you want to play?" {he} asked.',
             "{hero} did not know what to say, so {he} held out the {obj}.",
         ),
         (
@@ -646,7 +645,7 @@ NEW_FRIEND: tuple[Paragraph, ...] = (
             "They played with the {obj}, and then they {act}.",
         ),
         (
-            "Then {an_animal} {move} by, and the two friends followed it around the {place}.",
+            "{Then}, {an_animal} {move} by, and the two friends followed it around the {place}.",
             "{An_animal} watched them and {sound}. {hero} and {friend} laughed and laughed.",
             'They saw {an_animal} near the {sight3}. "Look!" said {friend}. "It {sound}!"',
         ),
@@ -669,6 +668,370 @@ NEW_FRIEND: tuple[Paragraph, ...] = (
     ),
 )
 
+GARDEN: tuple[Paragraph, ...] = (
+    (
+        OPEN,
+        ABOUT,
+        (
+            '{time}, {his} {parent} came back from {the_place} with a tiny seed. "If you take '
+            'care of it, it will grow," {phe} said.',
+            "{time}, {hero} found a little seed {at_place}. {He} decided to plant it.",
+            "{time}, {hero} and {his} {parent} went to {the_place} and came home with a packet of "
+            "seeds.",
+        ),
+    ),
+    (
+        (
+            "{hero} dug a small hole, dropped the seed in and patted the dirt down.",
+            "Together they planted the seed in a pot by the window.",
+            "{hero} chose a sunny spot and planted the seed with care.",
+        ),
+        (
+            "{He} put {a_obj} next to the pot, because {he} thought it would bring good luck.",
+            "{He} set {a_obj} beside the pot to keep the seed company.",
+            "Every morning, {he} sat by the pot with {a_obj} and waited.",
+        ),
+        (
+            "{hero} watered it every day. But nothing happened.",
+            "One day passed, then two, then three. The dirt was still bare.",
+            '"Why is it not growing?" {hero} asked. {He} felt {sad}.',
+        ),
+        (
+            '"Plants take time," said {his} {parent}. "You have to be patient."',
+            '{His} {parent} {smiled}. "Good things grow slowly," {phe} said.',
+            '"Keep going," said {his} {parent}. "The seed is busy under the ground."',
+        ),
+    ),
+    (
+        (
+            "{hero} kept watering and waiting, even when it was hard.",
+            "So {hero} waited. {He} {act} to pass the time.",
+            "{He} sang to the seed and told it stories while {he} waited.",
+        ),
+        (
+            'One morning, {hero} saw {an_animal} sniffing at the pot. "Shoo!" {he} said, and '
+            "the {animal} {move} away.",
+            "One day, {an_animal} {move} up to the window and looked at the pot. It {sound}, as "
+            "if it was waiting too.",
+            "Even {his} friend the {animal} came by to check. It {sound} and {move} around the "
+            "pot.",
+        ),
+        (
+            "Then, one sunny day, {hero} saw a tiny green leaf!",
+            "At last, a little green sprout poked out of the dirt.",
+            "And then it happened: a small green shoot came up.",
+        ),
+    ),
+    (
+        (
+            "The sprout grew and grew, and soon there was {a_color} flower.",
+            "Weeks later, the plant was taller than {hero}, with big {color} blooms.",
+            "Soon it was a beautiful plant with {color} flowers.",
+        ),
+        (
+            '"I did it!" {hero} shouted. {He} felt so {glad2}.',
+            "{hero} showed it to everyone, even the {animal}.",
+            '"You see?" said {his} {parent}. "Waiting was worth it."',
+        ),
+        (
+            "{hero} learned that good things take time.",
+            "From then on, {hero} was more patient, because {he} knew that things grow slowly.",
+            "{hero} planted more seeds the next spring, and the {obj} stayed by the pot for luck.",
+        ),
+    ),
+)
+
+RAINY_DAY: tuple[Paragraph, ...] = (
+    (
+        OPEN,
+        ABOUT,
+        (
+            "One rainy morning, {hero} looked out of the window. Rain was pouring down.",
+            "It had rained all day, and {hero} could not go outside.",
+            "One gray afternoon, big drops of rain tapped on the window.",
+        ),
+        (
+            '"I\'m bored," {hero} said. "I wanted to go to {the_place}."',
+            "{hero} had planned to go to {the_place}, but now {he} had to stay inside.",
+            '{hero} sighed. "Now we can\'t go to {the_place}," {he} said.',
+        ),
+    ),
+    (
+        (
+            '{His} {parent} had an idea. "Why don\'t we bring {the_place} inside?" {phe} asked.',
+            '{His} {parent} {smiled}. "Let\'s pretend we are at {the_place}," {phe} said.',
+            '"We can make our own {place} right here," said {his} {parent}.',
+        ),
+        (
+            "They built a fort out of blankets and chairs.",
+            "They pushed the couch aside and put pillows all over the floor.",
+            "They made {sight1} out of paper and {sight2} out of boxes.",
+        ),
+        (
+            "{hero} brought {a_obj}, because every trip needs one.",
+            "{hero} ran to get {a_obj}. Now the game could begin.",
+            "{hero} found {a_obj} in the toy box and added it to the game.",
+        ),
+        (
+            "They {act}, and then they {act2}.",
+            "{hero} pretended to {use}, and {his} {parent} laughed.",
+            "They had a snack of {food} on a blanket, just like a real picnic.",
+        ),
+    ),
+    (
+        (
+            "Outside, {an_animal} was hiding from the rain under a bush.",
+            "Through the window, {hero} saw {an_animal}. It was wet, and it looked {sad}.",
+            "{Then}, {hero} heard a noise at the door. It was {an_animal}, all wet from the rain!",
+        ),
+        (
+            "{hero} waved at the {animal}, and it {sound}.",
+            '"Poor {animal}," said {hero}. "I hope it stays dry."',
+            "{hero} put a little dish out for the {animal}, and it {move} closer.",
+        ),
+        (
+            "After a while, the rain stopped, and a rainbow came out.",
+            "Soon the sun peeked out from behind the clouds.",
+            "By evening, the rain was over, and the puddles shone.",
+        ),
+        (
+            '"Look! A rainbow!" shouted {hero}.',
+            "{hero} ran to the window and smiled.",
+            "",
+        ),
+        (
+            "{hero} learned that a rainy day can be fun too.",
+            '"That was the best rainy day ever," said {hero}.',
+            "{hero} could not wait for the next rainy day, because now {he} knew how to have fun "
+            "inside.",
+        ),
+    ),
+)
+
+RACE: tuple[Paragraph, ...] = (
+    (
+        OPEN,
+        ABOUT,
+        (
+            "{time}, there was a big race {at_place}.",
+            "{time}, everyone in town went to {the_place} for the big race.",
+            "Every year, the children had a race {at_place}, and this year {hero} was old enough "
+            "to run.",
+        ),
+        (
+            "The winner would get {a_obj} as a prize.",
+            "{hero} wanted to win {a_obj}, the shiny prize.",
+            "The prize was {a_obj}, and {hero} wanted it more than anything.",
+        ),
+    ),
+    (
+        (
+            "{hero} practiced every day. {He} wanted to be as fast as {an_animal}.",
+            "{He} ran and ran, trying to be as quick as {an_animal}.",
+            '{He} practiced with {his} friend {friend}. "Run like {an_animal}!" {friend} said.',
+        ),
+        (
+            "On the day of the race, {hero} felt {scared}.",
+            "When the race day came, {hero}'s legs felt shaky.",
+            "On race day, {hero} stood at the start line with {his} friend {friend}.",
+        ),
+        (
+            '"Ready, set, go!" called {his} {parent}.',
+            "A whistle blew, and all the children ran.",
+            '"Go!" shouted the crowd, and off they went.',
+        ),
+        (
+            "{hero} ran fast past the {sight1}. {He} was in front!",
+            "{hero} ran as fast as {he} could. The wind blew in {his} hair.",
+            "{hero} started slowly, but then {he} ran faster and faster.",
+        ),
+    ),
+    (
+        (
+            "{Then}, {friend} tripped and fell down. {Fhe} was hurt.",
+            "Near the end, {hero} saw {friend} sitting on the ground. {Fhe} had fallen.",
+            "Suddenly, {hero} heard a cry. {friend} had tripped over a rock.",
+        ),
+        (
+            "{hero} stopped. {He} could win, or {he} could help {fhim}.",
+            "{hero} wanted the prize, but {friend} looked {sad}.",
+            "{hero} thought about the prize. Then {he} thought about {friend}.",
+        ),
+        (
+            "{hero} ran back and helped {friend} up. They crossed the finish line together, last "
+            "of all.",
+            '{hero} took {friend}\'s hand. "Come on, we can finish together," {he} said.',
+            "{hero} helped {friend} stand, and they walked the rest of the way side by side.",
+        ),
+        (
+            "Another child won the race and the {obj}.",
+            "{hero} did not win the {obj}.",
+            "The prize went to someone else.",
+        ),
+    ),
+    (
+        (
+            'But then the judge came over. "That was the kindest thing I saw today," the '
+            "judge said, and gave {hero} a special {obj} too.",
+            "Everyone clapped for {hero} and {friend}. The cheering was louder than for the "
+            "winner.",
+            '{His} {parent} hugged {him}. "I am so proud of you," {phe} said.',
+        ),
+        (
+            "{hero} learned that being kind is better than winning.",
+            '{hero} {smiled}. "Helping a friend felt better than any prize," {he} said.',
+            "{hero} and {friend} were {glad2}, because they had finished together.",
+        ),
+    ),
+)
+
+HONESTY: tuple[Paragraph, ...] = (
+    (
+        OPEN,
+        ABOUT,
+        (
+            "{hero}'s {parent} had {a_obj} that {phe} loved very much.",
+            "On a shelf in the house sat {a_obj}. It belonged to {hero}'s {parent}.",
+            "{hero}'s {parent} kept {a_obj} in a special place, and {phe} always said, \"Please "
+            'be careful with it."',
+        ),
+        (
+            "{hero} also had a pet {animal}. It liked to {move} around the house.",
+            "The family had a pet {animal} that {sound} all day long.",
+            "{hero} lived with {his} {parent} and a little {animal}.",
+        ),
+    ),
+    (
+        (
+            "{time}, after a trip to {the_place}, {hero} wanted to {use}. {He} took the {obj} "
+            "off the shelf.",
+            "{time}, {hero} took the {obj} to play with it, even though {he} knew {he} should "
+            "not. {He} wanted to pretend {he} was {at_place}.",
+            "{time}, while {his} {parent} was busy, {hero} played a game about {the_place}. "
+            "When nobody was looking, {he} picked up the {obj}.",
+        ),
+        (
+            "Oh no! It slipped and fell on the floor. Now it was broken.",
+            "{He} dropped it, and it broke into pieces.",
+            "Crash! The {obj} fell, and a piece broke off.",
+        ),
+        (
+            "{hero} felt {scared}. {He} hid the pieces behind the couch.",
+            "{hero}'s heart beat fast. What would {his} {parent} say?",
+            "{hero} did not know what to do, so {he} ran to {his} room.",
+        ),
+    ),
+    (
+        (
+            'Later, {his} {parent} asked, "Who broke my {obj}?"',
+            '{His} {parent} found the pieces. "What happened to my {obj}?" {phe} asked.',
+        ),
+        (
+            '"The {animal} did it," said {hero}. The {animal} looked up and {sound}.',
+            '{hero} pointed at the {animal}. "It was the {animal}!" {he} said.',
+            '{hero} looked at the floor. "Maybe the {animal} did it," {he} said quietly.',
+        ),
+        (
+            "That night, {hero} could not sleep. {He} felt {sad} inside, because {he} had not "
+            "told the truth.",
+            "The poor {animal} had to sleep outside that night. {hero} felt terrible.",
+            "{hero} lay in bed. {His} tummy felt funny, because a lie is heavy to carry.",
+        ),
+    ),
+    (
+        (
+            '{hero} went to {his} {parent}. "I broke it," {he} said. "I\'m sorry I said it was '
+            'the {animal}."',
+            'In the morning, {hero} said, "It was me. I broke the {obj}. I\'m sorry."',
+        ),
+        (
+            '{His} {parent} hugged {him}. "Thank you for telling the truth," {phe} said.',
+            '{His} {parent} was quiet for a moment. Then {phe} said, "I\'m glad you told me."',
+        ),
+        (
+            "Together, they glued the {obj} back together. It was not perfect, but it was fine.",
+            "They fixed the {obj} with glue, and {hero} gave the {animal} an extra treat.",
+            "{hero} helped clean up, and {his} {parent} gave {him} a kiss.",
+        ),
+        (
+            "{hero} learned that telling the truth is always the right thing to do.",
+            "{hero} felt light and {glad}. Telling the truth felt so much better.",
+            "From then on, {hero} always told the truth, even when it was hard.",
+        ),
+    ),
+)
+
+DREAM: tuple[Paragraph, ...] = (
+    (
+        OPEN,
+        ABOUT,
+        (
+            "One night, {hero} could not fall asleep. {He} held {a_obj} and looked at the stars.",
+            "One night, {hero} went to bed with {a_obj} under {his} pillow.",
+            "At bedtime, {hero}'s {parent} read {him} a story and put {a_obj} next to the bed.",
+        ),
+        (
+            "Soon {his} eyes closed, and {he} began to dream.",
+            "Slowly, {he} fell asleep.",
+            "{He} yawned a big yawn and drifted off to sleep.",
+        ),
+    ),
+    (
+        (
+            "In the dream, {hero} was {at_place}. Everything was bright and {color}.",
+            "{hero} dreamed that {he} was {at_place}, and the {sight1} were as big as houses.",
+            "In {his} dream, {hero} woke up {at_place}, far from home.",
+        ),
+        (
+            '{Then}, {an_animal} came up to {him} and said, "Hello, {hero}! I have been waiting '
+            'for you."',
+            '{An_animal} {move} up to {him}. "Can you help me?" it asked. "I lost my way home."',
+            '{An_animal} tipped its hat and said, "Welcome! Follow me!"',
+        ),
+        (
+            '{hero} was surprised. "You can talk!" {he} said. "Of course," said the {animal}. '
+            '"In dreams, everyone can talk."',
+            "{hero} laughed, because {he} had never met a talking {animal} before.",
+            '{hero} blinked. "Did you just talk?" {he} asked. The {animal} nodded.',
+        ),
+    ),
+    (
+        (
+            "The {animal} and {hero} {act}, and then they {act2}.",
+            "They went past the {sight2} and over the {sight3}.",
+            "Together they flew over the {sight1}, high above the ground.",
+        ),
+        (
+            "The {obj} began to glow. It was magic!",
+            "{hero}'s {obj} was there too, and now it could do magic.",
+            "When {hero} held up the {obj}, the path lit up.",
+        ),
+        (
+            '"Thank you for coming," said the {animal}. "Now it is time to go home."',
+            'The {animal} said, "You are a good friend, {hero}. Come back soon."',
+            'At last the {animal} smiled. "You helped me so much," it said.',
+        ),
+    ),
+    (
+        (
+            "{Then}, {hero} opened {his} eyes. It was morning, and the {obj} was right beside "
+            "{him}.",
+            "{hero} woke up in {his} own bed. The sun was shining in.",
+        ),
+        (
+            "Was it only a dream? {hero} was not sure, because there was a tiny {color} "
+            "feather on {his} pillow.",
+            '{hero} ran to tell {his} {parent}. "I met a talking {animal}!" {he} said.',
+            "{hero} {smiled}. It had been the best dream ever.",
+        ),
+        (
+            "That night, {hero} went to sleep early, hoping to dream of the {animal} again.",
+            "{hero} never forgot the dream about {the_place}.",
+            "",
+        ),
+    ),
+)
+
 PLOTS: dict[str, tuple[Paragraph, ...]] = {
     "lost_and_found": LOST_AND_FOUND,
     "stuck": STUCK,
@@ -679,4 +1042,9 @@ PLOTS: dict[str, tuple[Paragraph, ...]] = {
     "fear": FEAR,
     "rescue": RESCUE,
     "new_friend": NEW_FRIEND,
+    "garden": GARDEN,
+    "rainy_day": RAINY_DAY,
+    "race": RACE,
+    "honesty": HONESTY,
+    "dream": DREAM,
 }

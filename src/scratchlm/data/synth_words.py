@@ -30,7 +30,10 @@ class Thing:
 
 @dataclass(frozen=True)
 class Place:
-    """A place taking "the", its preposition ("in the park") and three plural sights there."""
+    """A place taking "the", its preposition ("in the park") and three sights there.
+
+    Sights are plural or mass nouns without an article ("swings", "green grass").
+    """
 
     name: str
     prep: str
@@ -288,18 +291,6 @@ OBJECTS: tuple[Thing, ...] = (
     Thing("music box", "listen to its song"),
     Thing("clay pot", "keep pencils in it"),
     Thing("candle", "light it at dinner"),
-    Thing("seed", "plant it in the garden"),
-    Thing("pumpkin", "carve a face in it"),
-    Thing("apple", "share it"),
-    Thing("cookie", "share it"),
-    Thing("cupcake", "share it"),
-    Thing("sandwich", "share it"),
-    Thing("lollipop", "share it"),
-    Thing("banana", "share it"),
-    Thing("pear", "share it"),
-    Thing("carrot", "share it"),
-    Thing("muffin", "share it"),
-    Thing("pie", "share it"),
     Thing("rope", "tie things with it"),
     Thing("ladder", "climb up high with it"),
     Thing("hammer", "build a birdhouse with it"),
@@ -311,7 +302,7 @@ OBJECTS: tuple[Thing, ...] = (
     Thing("paper plane", "throw it across the room"),
     Thing("pinwheel", "watch it spin in the wind"),
     Thing("bubble wand", "blow bubbles with it"),
-    Thing("chalk", "draw on the sidewalk with it"),
+    Thing("piece of chalk", "draw on the sidewalk with it"),
     Thing("globe", "find faraway lands on it"),
     Thing("radio", "listen to songs on it"),
     Thing("lamp", "read by its light"),
@@ -334,7 +325,6 @@ OBJECTS: tuple[Thing, ...] = (
     Thing("pair of glasses", "see better with it"),
     Thing("quilt", "snuggle under it"),
     Thing("stuffed dragon", "hug it at night"),
-    Thing("sea glass", "hold it up to the light"),
     Thing("crystal", "hold it up to the light"),
     Thing("star sticker", "stick it on the wall"),
 )
@@ -354,7 +344,7 @@ PLACES: tuple[Place, ...] = (
     Place("farm", "on", ("red barns", "haystacks", "fences")),
     Place("orchard", "in", ("apple trees", "ladders", "baskets of fruit")),
     Place("garden", "in", ("flower beds", "tomato plants", "stepping stones")),
-    Place("backyard", "in", ("rose bushes", "a swing set", "a little shed")),
+    Place("backyard", "in", ("rose bushes", "swing sets", "garden gnomes")),
     Place("zoo", "at", ("big cages", "ponds", "food stands")),
     Place("library", "at", ("tall shelves", "comfy chairs", "picture books")),
     Place("school", "at", ("desks", "chalkboards", "coat hooks")),
@@ -363,33 +353,33 @@ PLACES: tuple[Place, ...] = (
     Place("market", "at", ("fruit stalls", "flower carts", "busy stands")),
     Place("bakery", "at", ("warm loaves", "cakes", "cookie jars")),
     Place("toy shop", "at", ("shelves of toys", "puppets", "games")),
-    Place("town square", "in", ("a fountain", "benches", "flower pots")),
+    Place("town square", "in", ("fountains", "benches", "flower pots")),
     Place("fair", "at", ("rides", "balloons", "food stands")),
     Place("circus", "at", ("bright tents", "clowns", "jugglers")),
     Place("mountain", "on", ("rocky paths", "pine trees", "snowy peaks")),
     Place("hill", "on", ("soft grass", "daisies", "big rocks")),
     Place("valley", "in", ("streams", "wildflowers", "stone walls")),
-    Place("campsite", "at", ("tents", "a campfire", "logs to sit on")),
-    Place("cabin", "at", ("a wood stove", "bunk beds", "snowy windows")),
+    Place("campsite", "at", ("tents", "campfires", "logs to sit on")),
+    Place("cabin", "at", ("wood stoves", "bunk beds", "snowy windows")),
     Place("island", "on", ("palm trees", "sandy beaches", "big rocks"), water=True),
     Place("jungle", "in", ("vines", "giant leaves", "bright flowers")),
     Place("desert", "in", ("sand dunes", "cactus plants", "big rocks")),
     Place("snowy field", "in", ("snowdrifts", "icicles", "snowmen")),
-    Place("kitchen", "in", ("pots and pans", "cookie jars", "a big table")),
+    Place("kitchen", "in", ("pots and pans", "cookie jars", "kitchen chairs")),
     Place("attic", "in", ("old trunks", "dusty boxes", "cobwebs")),
-    Place("basement", "in", ("old boxes", "shelves", "a washing machine")),
-    Place("living room", "in", ("a soft couch", "cushions", "a big rug")),
-    Place("bedroom", "in", ("a bed", "toy boxes", "a window seat")),
-    Place("treehouse", "in", ("wooden walls", "a rope ladder", "a tiny window")),
+    Place("basement", "in", ("old boxes", "shelves", "paint cans")),
+    Place("living room", "in", ("soft couches", "cushions", "rugs")),
+    Place("bedroom", "in", ("bunk beds", "toy boxes", "window seats")),
+    Place("treehouse", "in", ("wooden walls", "rope ladders", "tiny windows")),
     Place("barn", "in", ("hay bales", "stalls", "old tools")),
     Place("train station", "at", ("benches", "ticket booths", "long tracks")),
     Place("airport", "at", ("big windows", "suitcases", "long hallways")),
-    Place("bus stop", "at", ("a bench", "a little roof", "a sign")),
+    Place("bus stop", "at", ("benches", "street signs", "puddles")),
     Place("swimming pool", "at", ("blue water", "diving boards", "towels"), water=True),
     Place("aquarium", "at", ("big tanks", "glass tunnels", "coral"), water=True),
     Place("lighthouse", "by", ("tall rocks", "crashing waves", "seagulls"), water=True),
-    Place("castle", "at", ("tall towers", "stone walls", "a drawbridge")),
-    Place("village", "in", ("small houses", "cobbled streets", "a well")),
+    Place("castle", "at", ("tall towers", "stone walls", "flags")),
+    Place("village", "in", ("small houses", "cobbled streets", "old wells")),
     Place("city", "in", ("tall buildings", "busy streets", "bright lights")),
     Place("street", "on", ("houses", "lamp posts", "parked cars")),
     Place("corner shop", "at", ("candy jars", "newspapers", "shelves")),
@@ -397,19 +387,19 @@ PLACES: tuple[Place, ...] = (
     Place("pet shop", "at", ("fish tanks", "bird cages", "bags of seeds")),
     Place("vegetable patch", "in", ("carrot tops", "pea plants", "pumpkins")),
     Place("cave", "in", ("dark corners", "glittering rocks", "drips of water")),
-    Place("bridge", "on", ("railings", "lamps", "the water below")),
-    Place("field", "in", ("tall grass", "dandelions", "a wooden fence")),
+    Place("bridge", "on", ("railings", "lamps", "boats below")),
+    Place("field", "in", ("tall grass", "dandelions", "wooden fences")),
     Place("picnic spot", "at", ("picnic blankets", "shady trees", "baskets")),
     Place("ice rink", "at", ("shiny ice", "skates", "twinkling lights")),
     Place("post office", "at", ("letters", "parcels", "long counters")),
     Place("hospital", "at", ("white walls", "quiet halls", "flowers in vases")),
     Place("greenhouse", "in", ("potted plants", "glass walls", "tomato vines")),
-    Place("sunflower field", "in", ("tall sunflowers", "bees", "a dirt path")),
-    Place("windmill", "by", ("big sails", "grain sacks", "a wooden door")),
-    Place("creek", "by", ("smooth stones", "tadpoles", "a log bridge"), water=True),
+    Place("sunflower field", "in", ("tall sunflowers", "bees", "dirt paths")),
+    Place("windmill", "by", ("big sails", "grain sacks", "wooden doors")),
+    Place("creek", "by", ("smooth stones", "tadpoles", "mossy logs"), water=True),
     Place("marsh", "in", ("reeds", "puddles", "tall cattails"), water=True),
     Place("porch", "on", ("rocking chairs", "flower pots", "wind chimes")),
-    Place("rooftop garden", "in", ("planters", "herbs", "a view of the city")),
+    Place("rooftop garden", "in", ("planters", "herbs", "tall chimneys")),
 )
 
 PARENTS: tuple[tuple[str, str], ...] = (
@@ -476,7 +466,7 @@ FOODS: tuple[str, ...] = (
     "little cakes", "rice balls", "pears", "cinnamon rolls", "toast with honey",
     "watermelon", "pumpkin pie", "noodles", "corn on the cob", "plums", "blueberry pie",
     "fresh bread", "yogurt with fruit", "cherries", "pretzels", "oatmeal cookies",
-    "sweet potatoes", "tomato soup", "cupcakes", "a big pizza", "fruit salad", "dumplings",
+    "sweet potatoes", "tomato soup", "cupcakes", "pizza", "fruit salad", "dumplings",
     "carrot cake",
 )  # fmt: skip
 
@@ -492,22 +482,76 @@ SCARED: tuple[str, ...] = (
     "scared", "afraid", "nervous", "frightened", "shaky", "uneasy",
 )  # fmt: skip
 
-TIMES: tuple[str, ...] = (
-    "One sunny morning", "One rainy afternoon", "One cold winter day", "One warm summer day",
-    "One windy afternoon", "One bright spring morning", "Early one morning", "One evening",
-    "On a cloudy day", "One foggy morning", "Last Saturday", "One Sunday afternoon",
-    "On the first day of spring", "One snowy morning", "One hot afternoon",
-    "On a crisp autumn day", "One quiet morning", "After breakfast one day",
-    "One breezy day", "Late one afternoon",
-)  # fmt: skip
+TIMES: tuple[tuple[str, str], ...] = (
+    ("One sunny morning", "sun"),
+    ("One warm summer day", "sun"),
+    ("One hot afternoon", "sun"),
+    ("One rainy afternoon", "rain"),
+    ("On a wet Monday", "rain"),
+    ("One cold winter day", "snow"),
+    ("One snowy morning", "snow"),
+    ("One windy afternoon", "wind"),
+    ("One breezy day", "wind"),
+    ("One bright spring morning", "spring"),
+    ("On the first day of spring", "spring"),
+    ("On a crisp autumn day", "autumn"),
+    ("One cool fall morning", "autumn"),
+    ("One evening", "evening"),
+    ("Late one afternoon", "evening"),
+    ("On a cloudy day", "cloud"),
+    ("One foggy morning", "cloud"),
+    ("Early one morning", "any"),
+    ("Last Saturday", "any"),
+    ("One Sunday afternoon", "any"),
+    ("One quiet morning", "any"),
+    ("After breakfast one day", "any"),
+    ("One day", "any"),
+    ("The next morning", "any"),
+)
 
-SKIES: tuple[str, ...] = (
-    "The sun was shining.", "The sky was blue and clear.", "Big white clouds floated by.",
-    "A soft wind was blowing.", "The air smelled like flowers.", "Birds were singing.",
-    "Little raindrops were falling.", "The leaves were red and gold.",
-    "Snow covered the ground.", "It was warm and bright.", "The morning was cool and quiet.",
-    "The sky was pink and orange.", "Puddles shone in the sun.", "The wind was chilly.",
-)  # fmt: skip
+SKIES: dict[str, tuple[str, ...]] = {
+    "sun": (
+        "The sun was shining.", "The sky was blue and clear.", "It was warm and bright.",
+        "The sun felt warm and golden.", "There was not a single cloud in the sky.",
+    ),
+    "rain": (
+        "Little raindrops were falling.", "Puddles covered the ground.",
+        "The air smelled like rain.", "Rain tapped softly on every leaf.",
+    ),
+    "snow": (
+        "Snow covered the ground.", "The cold air made little clouds of breath.",
+        "Icicles hung from the roofs.", "Soft white flakes drifted down.",
+    ),
+    "wind": (
+        "A strong wind was blowing.", "The wind made the trees sway.",
+        "Leaves danced in the wind.", "The wind whistled past.",
+    ),
+    "spring": (
+        "Flowers were starting to bloom.", "Birds were singing.",
+        "The grass was fresh and green.", "Baby leaves were opening on the trees.",
+    ),
+    "autumn": (
+        "The leaves were red and gold.", "The air was cool and crisp.",
+        "Leaves crunched underfoot.", "Orange leaves floated down from the trees.",
+    ),
+    "evening": (
+        "The sky was pink and orange.", "The sun was going down.",
+        "Long shadows stretched across the ground.", "The first stars were coming out.",
+    ),
+    "cloud": (
+        "Big gray clouds filled the sky.", "The air was cool and damp.",
+        "Everything looked soft and gray.", "The clouds hung low and heavy.",
+    ),
+    "any": (
+        "It was a lovely day.", "Big white clouds floated by.", "Everything was calm and quiet.",
+        "Birds were singing in the trees.", "The air smelled fresh and sweet.",
+    ),
+}  # fmt: skip
+
+FRESH: dict[str, tuple[str, ...]] = {
+    "Then": ("Then", "Soon", "After a while", "A moment later", "Just then", "Before long"),
+    "smiled": ("smiled", "grinned", "beamed", "laughed"),
+}
 
 HOMES: tuple[str, ...] = (
     "small house", "yellow house", "cozy cottage", "little house with a red door",
