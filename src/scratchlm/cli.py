@@ -176,6 +176,63 @@ def run_train_tokenizer(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_tokenize(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "tokenize",
+        help="encode a UTF-8 text file into a .npy token file",
+        description="Encode --dataset-path with the tokenizer in --tokenizer-dir, in parallel "
+        "chunks cut at document boundaries, and write the ids in order to --output-path "
+        "(uint16 when the vocab fits, else uint32; load with np.load(path, mmap_mode='r')).",
+    )
+    p.add_argument("--dataset-path", type=Path, required=True, help="UTF-8 text to encode")
+    p.add_argument("--output-path", type=Path, required=True, help="the .npy file to write")
+    p.add_argument(
+        "--tokenizer-dir", type=Path, required=True, help="directory written by train-tokenizer"
+    )
+    p.add_argument(
+        "--special-tokens",
+        nargs="*",
+        default=None,
+        metavar="TOKEN",
+        help="document separators to cut chunks at, first preferred; each must be a special "
+        "token of the tokenizer (default: its special tokens)",
+    )
+    p.add_argument(
+        "--num-processes", type=int, default=None, help="encoding workers (default: all cores)"
+    )
+    p.add_argument(
+        "--queue-size", type=int, default=None, help="chunks in flight (default: 2 x workers)"
+    )
+    p.add_argument(
+        "--chunk-size",
+        type=int,
+        default=4 << 20,
+        help="characters per chunk, about (default: 4 Mi)",
+    )
+    p.set_defaults(func=run_tokenize)
+
+
+def run_tokenize(args: argparse.Namespace) -> int:
+    from scratchlm.data.prepare import tokenize_file
+
+    s = tokenize_file(
+        args.dataset_path,
+        args.output_path,
+        args.tokenizer_dir,
+        args.special_tokens,
+        args.num_processes,
+        args.queue_size,
+        args.chunk_size,
+    )
+    print(f"tokens: {s.num_tokens:,}")
+    print(f"first {len(s.first_ids)} ids: {list(s.first_ids)}")
+    print(f"last {len(s.last_ids)} ids: {list(s.last_ids)}")
+    print(f"seconds: {s.seconds:.1f} ({s.num_bytes / max(s.seconds, 1e-9) / 1e6:.1f} MB/s)")
+    print(f"bytes per token: {s.bytes_per_token:.3f}")
+    print(f"wrote {s.output_path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scratchlm", description="Train language models from scratch."
@@ -184,5 +241,6 @@ def build_parser() -> argparse.ArgumentParser:
     # Subcommands register here, in pipeline order.
     add_data(sub)
     add_train_tokenizer(sub)
+    add_tokenize(sub)
     del sub
     return parser

@@ -22,15 +22,14 @@ Two encoders give the same ids:
   and `encode` uses the reference.
 """
 
-import array
 import functools
 import logging
 import os
-import sys
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import regex
 import tiktoken
 
@@ -321,29 +320,30 @@ def _disagreement_regex() -> "regex.Pattern[str] | None":
 
     Found by asking both engines which characters of the whole code space each class matches:
     tiktoken keeps only the pieces its pattern matches, so with one-byte ranks it returns
-    exactly the matched characters' bytes.
+    exactly the matched characters' bytes. Takes about a second, once per process.
     """
-    codes = array.array("I", [*range(0xD800), *range(0xE000, 0x110000)])
-    everything = codes.tobytes().decode("utf-32-le" if sys.byteorder == "little" else "utf-32-be")
+    codes = np.arange(0x110000, dtype="<u4")
+    codes = codes[(codes < 0xD800) | (codes > 0xDFFF)]  # surrogates are not characters
+    everything = codes.tobytes().decode("utf-32-le")
     ranks = {bytes([b]): b for b in range(256)}
-    differ: set[str] = set()
+    differ = np.zeros(0x110000, dtype=bool)
     for cls in (r"\p{L}+", r"\p{N}+", r"\s+"):
-        probe = tiktoken.Encoding(
-            "scratchlm-probe", pat_str=cls, mergeable_ranks=ranks, special_tokens={}
-        )
+        probe = tiktoken.Encoding("probe", pat_str=cls, mergeable_ranks=ranks, special_tokens={})
         theirs = probe.decode_bytes(probe.encode_ordinary(everything)).decode("utf-8")
         ours = "".join(regex.findall(cls, everything))
         if theirs != ours:
-            differ |= set(theirs) ^ set(ours)
-    if not differ:
+            differ[_code_points(theirs)] ^= True
+            differ[_code_points(ours)] ^= True
+    if not differ.any():
         return None
-    codes = sorted(map(ord, differ))
-    ranges, start = [], codes[0]
-    for prev, code in zip(codes, codes[1:] + [-1], strict=True):
-        if code != prev + 1:
-            ranges.append(f"\\U{start:08x}-\\U{prev:08x}")
-            start = code
+    # Runs of consecutive code points become ranges of one character class.
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], differ.astype(np.int8), [0]])))
+    ranges = [f"\\U{a:08x}-\\U{b - 1:08x}" for a, b in zip(edges[::2], edges[1::2], strict=True)]
     return regex.compile("[" + "".join(ranges) + "]")
+
+
+def _code_points(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
 
 
 def find_cut(text: str, special_tokens: Sequence[str]) -> int:

@@ -1,0 +1,186 @@
+"""Turn a text file into a `.npy` token file: `scratchlm tokenize`.
+
+The main process reads the text in large chunks and cuts each one at a document boundary (just
+before the last special token in it; `scratchlm.tokenizer.tokenizer.find_cut`), so every chunk
+encodes on its own to exactly the ids the whole text would give. Worker processes encode chunks
+in parallel; at most `queue_size` chunks are in flight, and their ids are appended to the output
+in the original order as they arrive. Memory is bounded by the chunk size and the queue, never
+by the file size.
+"""
+
+import codecs
+import os
+import time
+from collections import deque
+from collections.abc import Generator, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from scratchlm.data.tokenfile import TokenFileWriter, token_dtype
+from scratchlm.tokenizer.tokenizer import Tokenizer, find_cut
+
+DEFAULT_CHUNK_SIZE = 4 << 20
+SHOWN_IDS = 10
+
+
+@dataclass(frozen=True)
+class TokenizeSummary:
+    """What `tokenize_file` wrote."""
+
+    output_path: Path
+    num_tokens: int
+    num_bytes: int
+    seconds: float
+    first_ids: tuple[int, ...]
+    last_ids: tuple[int, ...]
+
+    @property
+    def bytes_per_token(self) -> float:
+        return self.num_bytes / max(self.num_tokens, 1)
+
+
+def tokenize_file(
+    dataset_path: str | os.PathLike[str],
+    output_path: str | os.PathLike[str],
+    tokenizer_dir: str | os.PathLike[str],
+    special_tokens: Sequence[str] | None = None,
+    num_processes: int | None = None,
+    queue_size: int | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> TokenizeSummary:
+    """Encode the UTF-8 text at `dataset_path` with the tokenizer saved in `tokenizer_dir`.
+
+    special_tokens: the document separators to cut chunks at, first one preferred; they must be
+    special tokens of the tokenizer (default: all of its special tokens, in its order).
+    num_processes: encoding workers (default: all cores). queue_size: chunks in flight (default:
+    twice the workers). chunk_size: characters per chunk, about (a chunk ends at a document
+    boundary, so it can be longer when a document is).
+    """
+    start = time.perf_counter()
+    dataset_path, output_path = Path(dataset_path), Path(output_path)
+    if not dataset_path.is_file():
+        raise FileNotFoundError(f"dataset not found: {dataset_path} (pass an existing text file)")
+    num_bytes = dataset_path.stat().st_size
+    if num_bytes == 0:
+        raise ValueError(f"dataset {dataset_path} is empty; nothing to tokenize")
+    if output_path.resolve() == dataset_path.resolve():
+        raise ValueError("--output-path must differ from --dataset-path")
+    workers = num_processes if num_processes is not None else os.cpu_count() or 1
+    queue_size = queue_size if queue_size is not None else 2 * workers
+    for name, value in (("num_processes", workers), ("queue_size", queue_size)):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    tokenizer = Tokenizer.from_dir(tokenizer_dir)
+    separators = _separators(tokenizer, special_tokens)
+
+    first: list[int] = []
+    last = np.zeros(0, dtype=np.int64)
+    chunks = read_chunks(dataset_path, chunk_size, separators)
+    bar = tqdm(
+        total=num_bytes, unit="B", unit_scale=True, unit_divisor=1024, desc="tokenize", disable=None
+    )
+    encoded = _encode_all(tokenizer, tokenizer_dir, chunks, workers, queue_size)
+    with TokenFileWriter(output_path, tokenizer.vocab_size) as out, bar, closing(encoded):
+        for ids, size in encoded:
+            out.write(ids)
+            bar.update(size)
+            first += ids[: SHOWN_IDS - len(first)].tolist()
+            last = np.concatenate([last, ids[-SHOWN_IDS:]])[-SHOWN_IDS:]
+        count = out.count
+    seconds = time.perf_counter() - start
+    return TokenizeSummary(
+        output_path, count, num_bytes, seconds, tuple(first), tuple(last.tolist())
+    )
+
+
+def _separators(tokenizer: Tokenizer, chosen: Sequence[str] | None) -> list[str]:
+    """The chosen separators first, then the tokenizer's other special tokens."""
+    chosen = list(chosen) if chosen else []
+    unknown = [tok for tok in chosen if tok not in tokenizer.special_ids]
+    if unknown:
+        raise ValueError(
+            f"{unknown} not special tokens of this tokenizer (it has {tokenizer.special_tokens}); "
+            "pass some of those to --special-tokens"
+        )
+    return chosen + [tok for tok in tokenizer.special_tokens if tok not in chosen]
+
+
+def read_chunks(path: Path, chunk_size: int, special_tokens: Sequence[str]) -> Iterator[str]:
+    """Yield the text of `path` in pieces of about `chunk_size` characters, each cut where
+    encoding separately changes nothing (`find_cut`); invalid UTF-8 is a ValueError."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    buffer = ""
+    with open(path, "rb") as f:
+        while True:
+            data = f.read(chunk_size)
+            try:
+                buffer += decoder.decode(data, final=not data)
+            except UnicodeDecodeError as exc:
+                raise ValueError(
+                    f"{path} is not valid UTF-8 (bad byte near offset {offset + exc.start}); "
+                    "convert it to UTF-8 first"
+                ) from None
+            offset += len(data)
+            if not data:
+                break
+            if len(buffer) < chunk_size:
+                continue
+            cut = find_cut(buffer, special_tokens)
+            if cut:
+                yield buffer[:cut]
+                buffer = buffer[cut:]
+    if buffer:
+        yield buffer
+
+
+def _encode_chunk(tokenizer: Tokenizer, text: str) -> tuple[np.ndarray, int]:
+    """The ids of one chunk (N,) in the file's dtype, and the chunk's size in bytes."""
+    ids = np.array(tokenizer.encode(text), dtype=token_dtype(tokenizer.vocab_size))
+    return ids, len(text.encode("utf-8"))
+
+
+_worker_tokenizer: Tokenizer | None = None
+
+
+def _init_worker(tokenizer_dir: str | os.PathLike[str]) -> None:
+    global _worker_tokenizer
+    _worker_tokenizer = Tokenizer.from_dir(tokenizer_dir)
+
+
+def _encode_in_worker(text: str) -> tuple[np.ndarray, int]:
+    assert _worker_tokenizer is not None, "worker started without _init_worker"
+    return _encode_chunk(_worker_tokenizer, text)
+
+
+def _encode_all(
+    tokenizer: Tokenizer,
+    tokenizer_dir: str | os.PathLike[str],
+    chunks: Iterator[str],
+    workers: int,
+    queue_size: int,
+) -> Generator[tuple[np.ndarray, int], None, None]:
+    """(ids, bytes) of each chunk, in order; with several workers, at most `queue_size` chunks
+    are pending at once."""
+    if workers == 1:
+        for chunk in chunks:
+            yield _encode_chunk(tokenizer, chunk)
+        return
+    pool = ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(tokenizer_dir,))
+    try:
+        pending: deque[Future[tuple[np.ndarray, int]]] = deque()
+        for chunk in chunks:
+            pending.append(pool.submit(_encode_in_worker, chunk))
+            if len(pending) >= queue_size:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(cancel_futures=True)
