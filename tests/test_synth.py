@@ -90,8 +90,8 @@ def test_grammar_surface(corpus: Path) -> None:
 
 def test_pronouns_follow_the_hero() -> None:
     rng = random.Random(0)
-    girl = synth._slots(rng, "Lily", None, None, None)
-    boy = synth._slots(rng, "Tom", None, None, None)
+    girl = synth._slots(rng, "Lily", None, None, None, False)
+    boy = synth._slots(rng, "Tom", None, None, None, True)
     assert (girl["He"], girl["him"], girl["his"], girl["self"]) == ("She", "her", "her", "herself")
     assert (boy["He"], boy["him"], boy["his"], boy["self"]) == ("He", "him", "his", "himself")
     assert boy["friend"] != "Tom"

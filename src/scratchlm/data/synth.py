@@ -39,7 +39,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from scratchlm.data.synth_plots import PLOTS
+from scratchlm.data.synth_plots import OUTDOOR_PLOTS, PLOTS
 from scratchlm.data.synth_words import (
     ACTIVITIES,
     ANIMALS,
@@ -84,7 +84,9 @@ _PLACE = {p.name: p for p in PLACES}
 _GIRLS = frozenset(GIRL_NAMES)
 _NAMES = {n: n for n in NAMES}
 _LAND_ANIMALS = tuple(a for a in ANIMALS if not a.water)
+_OUTDOOR_PLACES = tuple(p for p in PLACES if not p.indoor)
 _WET_PLACES = tuple(p for p in PLACES if p.water)
+_WET_OUTDOOR_PLACES = tuple(p for p in _WET_PLACES if not p.indoor)
 _DAYS = ("day", "morning", "week", "Sunday", "spring", "evening")
 _AN_WORDS = ("hour", "honest", "heir")
 _A_WORDS = ("uni", "use", "one", "euro", "uti")
@@ -181,18 +183,22 @@ def _slots(
     animal: str | None,
     obj: str | None,
     place: str | None,
+    outdoor: bool,
 ) -> dict[str, str]:
-    """Draw the cast and scenery of one story and spell out every template slot."""
+    """Draw the cast and scenery of one story and spell out every template slot.
+
+    An `outdoor` story draws its place among outdoor ones unless the place is forced.
+    """
     hero = _entity(rng, name, _NAMES, NAMES, "name")
     friend = _one(rng, NAMES)
     while friend == hero:
         friend = _one(rng, NAMES)
-    where: Place = _entity(rng, place, _PLACE, PLACES, "place")
+    where: Place = _entity(rng, place, _PLACE, _OUTDOOR_PLACES if outdoor else PLACES, "place")
     beast: Animal = _entity(
         rng, animal, _ANIMAL, ANIMALS if where.water else _LAND_ANIMALS, "animal"
     )
     if place is None and beast.water and not where.water:
-        where = _one(rng, _WET_PLACES)
+        where = _one(rng, _WET_OUTDOOR_PLACES if outdoor else _WET_PLACES)
     thing: Thing = _entity(rng, obj, _OBJECT, OBJECTS, "object")
     girl = hero in _GIRLS
     kind = "girl" if girl else "boy"
@@ -269,9 +275,10 @@ def story(
     if plot is not None and plot not in PLOTS:
         raise ValueError(f"unknown plot {plot!r}: choose one of {', '.join(PLOT_NAMES)}")
     while True:
-        s = _slots(rng, name, animal, obj, place)
+        chosen = plot or _one(rng, PLOT_NAMES)
+        s = _slots(rng, name, animal, obj, place, chosen in OUTDOOR_PLOTS)
         lines = []
-        for paragraph in PLOTS[plot or _one(rng, PLOT_NAMES)]:
+        for paragraph in PLOTS[chosen]:
             sentences = [_one(rng, beat) for beat in paragraph]
             lines.append(" ".join(t.format_map(s) for t in sentences if t))
         text = "\n".join(lines)

@@ -26,6 +26,9 @@ OPEN: Beat = (
     "{hero} was {hero_desc}, and {he} was {trait2}.",
     "Once upon a time, {hero_desc} named {hero} lived with {his} {parent} in {a_home}.",
     "In {a_home} lived {hero_desc}. {His} name was {hero}.",
+    "A long time ago, in {a_home}, lived {hero_desc} named {hero}.",
+    "{hero} was {hero_desc}. Everyone on {his} street knew {him}, because {he} was {trait2}.",
+    "This is a story about {hero}, {hero_desc} who lived in {a_home}.",
 )
 
 ABOUT: Beat = (
@@ -36,6 +39,9 @@ ABOUT: Beat = (
     "Every day, {he} liked to {like}.",
     "{He} was {trait}, and {he} loved to {like}.",
     "{hero} liked to {like}, but {he} did not like to {like2}.",
+    "{His} favorite thing to do was to {like}.",
+    "{He} liked to {like} with {his} {parent}.",
+    "When {he} was not busy, {he} liked to {like}.",
     "",
     "",
 )
@@ -46,6 +52,8 @@ SCENE: Beat = (
     "{hero} saw {sight1}, {sight2} and {sight3}.",
     "{sky}",
     "{sky} {hero} could see {sight3} from far away.",
+    "{hero} looked around at the {sight1} and the {sight2}.",
+    "{sky} It was a perfect day to be {at_place}.",
     "",
 )
 
@@ -56,6 +64,8 @@ HAVE_OBJ: Beat = (
     "On {his} birthday, {hero} got {a_obj}. {He} loved to {use}.",
     "{hero} always carried {a_obj}. {He} liked to {use} whenever {he} could.",
     "The thing {hero} loved most was {a_obj}. Every day, {he} liked to {use}.",
+    "{hero} had {a_obj}. It was the most precious thing {he} owned.",
+    "{hero}'s {parent} had made {him} {a_obj}, so {he} kept it very safe.",
 )
 
 LOST_AND_FOUND: tuple[Paragraph, ...] = (
@@ -72,7 +82,7 @@ LOST_AND_FOUND: tuple[Paragraph, ...] = (
             "They {act}, and then they {act2}.",
             "{hero} and {his} {parent} {act}.",
             "First they {act}. Then they {act2}.",
-            "{hero} played for a long time. {He} wanted to {use}, so {he} set the {obj} down.",
+            "{hero} played for a long time, and {he} set the {obj} down on the ground.",
         ),
         (
             "When it was time to go home, {hero} could not find {his} {obj}.",
@@ -233,7 +243,7 @@ TRIP: tuple[Paragraph, ...] = (
         ),
         SCENE,
         (
-            "{hero} wanted to {use}, so {he} took out the {obj}.",
+            "{hero} took out the {obj}, because {he} wanted to {use}.",
             "First they {act}. Then {hero} took out {his} {obj}.",
             "{hero} and {his} {parent} {act}, and {hero} showed everyone {his} {obj}.",
         ),
@@ -321,7 +331,7 @@ SHARING: tuple[Paragraph, ...] = (
     ),
     (
         (
-            '{hero} ran to {friend}. "I\'m sorry," {he} said. "Do you want to {use} with me?"',
+            '{hero} ran to {friend}. "I\'m sorry," {he} said. "Do you want a turn?"',
             '{hero} found {friend} and held out the {obj}. "Here, you can have a turn," {he} said.',
             '{hero} went to {friend}. "I was wrong," {he} said. "Let\'s play together."',
         ),
@@ -373,7 +383,7 @@ CAREFUL: tuple[Paragraph, ...] = (
             "{Then}, {an_animal} {move} over. The {animal} {sound} softly, and {hero} stopped "
             "crying to look.",
             "{An_animal} sat nearby and looked at {hero} with big eyes. The {animal} {sound}.",
-            "Nearby, {an_animal} {move} slowly and carefully. It did not rush at all.",
+            "Nearby, {an_animal} was taking its time. It did not rush at all.",
         ),
         (
             "{His} {parent} came and helped {him} up. {Phe} cleaned the {obj} and gave it back.",
@@ -623,7 +633,7 @@ NEW_FRIEND: tuple[Paragraph, ...] = (
         ),
         SCENE,
         (
-            "{He} sat down alone and began to {use}.",
+            "{He} sat down alone with {his} {obj}.",
             "{He} played by {self} near the {sight1}.",
             "{hero} watched the other children play. {He} held {his} {obj} and waited.",
         ),
@@ -903,8 +913,8 @@ HONESTY: tuple[Paragraph, ...] = (
     ),
     (
         (
-            "{time}, after a trip to {the_place}, {hero} wanted to {use}. {He} took the {obj} "
-            "off the shelf.",
+            "{time}, after a trip to {the_place}, {hero} took the {obj} off the shelf. {He} "
+            "wanted to {use}.",
             "{time}, {hero} took the {obj} to play with it, even though {he} knew {he} should "
             "not. {He} wanted to pretend {he} was {at_place}.",
             "{time}, while {his} {parent} was busy, {hero} played a game about {the_place}. "
@@ -979,7 +989,7 @@ DREAM: tuple[Paragraph, ...] = (
     (
         (
             "In the dream, {hero} was {at_place}. Everything was bright and {color}.",
-            "{hero} dreamed that {he} was {at_place}, and the {sight1} were as big as houses.",
+            "{hero} dreamed that {he} was {at_place}, and everything was much bigger than usual.",
             "In {his} dream, {hero} woke up {at_place}, far from home.",
         ),
         (
@@ -1031,6 +1041,8 @@ DREAM: tuple[Paragraph, ...] = (
         ),
     ),
 )
+
+OUTDOOR_PLOTS = frozenset({"stuck", "trip", "careful", "race", "rescue"})
 
 PLOTS: dict[str, tuple[Paragraph, ...]] = {
     "lost_and_found": LOST_AND_FOUND,

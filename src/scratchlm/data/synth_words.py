@@ -30,7 +30,7 @@ class Thing:
 
 @dataclass(frozen=True)
 class Place:
-    """A place taking "the", its preposition ("in the park") and three sights there.
+    """A place taking "the", its preposition ("in the park"), three sights there, and flags.
 
     Sights are plural or mass nouns without an article ("swings", "green grass").
     """
@@ -39,6 +39,7 @@ class Place:
     prep: str
     sights: tuple[str, str, str]
     water: bool = False
+    indoor: bool = False
 
 
 GIRL_NAMES: tuple[str, ...] = tuple(
@@ -346,13 +347,13 @@ PLACES: tuple[Place, ...] = (
     Place("garden", "in", ("flower beds", "tomato plants", "stepping stones")),
     Place("backyard", "in", ("rose bushes", "swing sets", "garden gnomes")),
     Place("zoo", "at", ("big cages", "ponds", "food stands")),
-    Place("library", "at", ("tall shelves", "comfy chairs", "picture books")),
-    Place("school", "at", ("desks", "chalkboards", "coat hooks")),
-    Place("classroom", "in", ("desks", "paintings", "shelves of books")),
-    Place("museum", "at", ("dinosaur bones", "old paintings", "glass cases")),
+    Place("library", "at", ("tall shelves", "comfy chairs", "picture books"), indoor=True),
+    Place("school", "at", ("desks", "chalkboards", "coat hooks"), indoor=True),
+    Place("classroom", "in", ("desks", "paintings", "shelves of books"), indoor=True),
+    Place("museum", "at", ("dinosaur bones", "old paintings", "glass cases"), indoor=True),
     Place("market", "at", ("fruit stalls", "flower carts", "busy stands")),
-    Place("bakery", "at", ("warm loaves", "cakes", "cookie jars")),
-    Place("toy shop", "at", ("shelves of toys", "puppets", "games")),
+    Place("bakery", "at", ("warm loaves", "cakes", "cookie jars"), indoor=True),
+    Place("toy shop", "at", ("shelves of toys", "puppets", "games"), indoor=True),
     Place("town square", "in", ("fountains", "benches", "flower pots")),
     Place("fair", "at", ("rides", "balloons", "food stands")),
     Place("circus", "at", ("bright tents", "clowns", "jugglers")),
@@ -365,34 +366,34 @@ PLACES: tuple[Place, ...] = (
     Place("jungle", "in", ("vines", "giant leaves", "bright flowers")),
     Place("desert", "in", ("sand dunes", "cactus plants", "big rocks")),
     Place("snowy field", "in", ("snowdrifts", "icicles", "snowmen")),
-    Place("kitchen", "in", ("pots and pans", "cookie jars", "kitchen chairs")),
-    Place("attic", "in", ("old trunks", "dusty boxes", "cobwebs")),
-    Place("basement", "in", ("old boxes", "shelves", "paint cans")),
-    Place("living room", "in", ("soft couches", "cushions", "rugs")),
-    Place("bedroom", "in", ("bunk beds", "toy boxes", "window seats")),
+    Place("kitchen", "in", ("pots and pans", "cookie jars", "kitchen chairs"), indoor=True),
+    Place("attic", "in", ("old trunks", "dusty boxes", "cobwebs"), indoor=True),
+    Place("basement", "in", ("old boxes", "shelves", "paint cans"), indoor=True),
+    Place("living room", "in", ("soft couches", "cushions", "rugs"), indoor=True),
+    Place("bedroom", "in", ("bunk beds", "toy boxes", "window seats"), indoor=True),
     Place("treehouse", "in", ("wooden walls", "rope ladders", "tiny windows")),
     Place("barn", "in", ("hay bales", "stalls", "old tools")),
     Place("train station", "at", ("benches", "ticket booths", "long tracks")),
-    Place("airport", "at", ("big windows", "suitcases", "long hallways")),
+    Place("airport", "at", ("big windows", "suitcases", "long hallways"), indoor=True),
     Place("bus stop", "at", ("benches", "street signs", "puddles")),
     Place("swimming pool", "at", ("blue water", "diving boards", "towels"), water=True),
-    Place("aquarium", "at", ("big tanks", "glass tunnels", "coral"), water=True),
+    Place("aquarium", "at", ("big tanks", "glass tunnels", "coral"), water=True, indoor=True),
     Place("lighthouse", "by", ("tall rocks", "crashing waves", "seagulls"), water=True),
     Place("castle", "at", ("tall towers", "stone walls", "flags")),
     Place("village", "in", ("small houses", "cobbled streets", "old wells")),
     Place("city", "in", ("tall buildings", "busy streets", "bright lights")),
     Place("street", "on", ("houses", "lamp posts", "parked cars")),
-    Place("corner shop", "at", ("candy jars", "newspapers", "shelves")),
-    Place("flower shop", "at", ("roses", "tulips", "buckets of daisies")),
-    Place("pet shop", "at", ("fish tanks", "bird cages", "bags of seeds")),
+    Place("corner shop", "at", ("candy jars", "newspapers", "shelves"), indoor=True),
+    Place("flower shop", "at", ("roses", "tulips", "buckets of daisies"), indoor=True),
+    Place("pet shop", "at", ("fish tanks", "bird cages", "bags of seeds"), indoor=True),
     Place("vegetable patch", "in", ("carrot tops", "pea plants", "pumpkins")),
     Place("cave", "in", ("dark corners", "glittering rocks", "drips of water")),
     Place("bridge", "on", ("railings", "lamps", "boats below")),
     Place("field", "in", ("tall grass", "dandelions", "wooden fences")),
     Place("picnic spot", "at", ("picnic blankets", "shady trees", "baskets")),
     Place("ice rink", "at", ("shiny ice", "skates", "twinkling lights")),
-    Place("post office", "at", ("letters", "parcels", "long counters")),
-    Place("hospital", "at", ("white walls", "quiet halls", "flowers in vases")),
+    Place("post office", "at", ("letters", "parcels", "long counters"), indoor=True),
+    Place("hospital", "at", ("white walls", "quiet halls", "flowers in vases"), indoor=True),
     Place("greenhouse", "in", ("potted plants", "glass walls", "tomato vines")),
     Place("sunflower field", "in", ("tall sunflowers", "bees", "dirt paths")),
     Place("windmill", "by", ("big sails", "grain sacks", "wooden doors")),
@@ -449,14 +450,14 @@ LIKES: tuple[str, ...] = (
 
 ACTIVITIES: tuple[str, ...] = (
     "played tag", "built a tall tower", "sang silly songs", "played hide and seek",
-    "had a race", "looked for shiny stones", "made up a dance", "drew pictures in the dirt",
+    "had a race", "looked for shiny stones", "made up a dance", "drew funny pictures",
     "counted the clouds", "told funny stories", "played catch", "had a picnic",
-    "rolled down the grass", "made crowns out of leaves", "played a guessing game",
+    "played a clapping game", "made crowns out of leaves", "played a guessing game",
     "hopped like frogs", "pretended to be pirates", "looked for bugs", "made a fort",
     "took turns on the swing", "skipped along the path", "watched the clouds go by",
     "played follow the leader", "made up a song", "built a little house of sticks",
     "searched for four-leaf clovers", "pretended to be explorers", "played house",
-    "had a tea party", "threw sticks into the water",
+    "had a tea party", "played I spy",
 )  # fmt: skip
 
 FOODS: tuple[str, ...] = (
