@@ -108,14 +108,11 @@ def stream(
     """Decode all prompts together, yielding each step's new id per row (None once a row stopped).
 
     prompts: B lists of ids, of any lengths >= 1. The generator, if given, must live on the
-    model's device. The tensor work between two yields runs without autograd; the iterator may
-    be resumed from any thread.
+    model's device. Bad requests raise ValueError here, before the first step. The tensor work
+    between two yields runs without autograd, so the iterator may be resumed from any thread.
     """
     if not prompts or any(len(p) == 0 for p in prompts):
         raise ValueError("every prompt needs at least one token id (e.g. the end-of-text id)")
-    if config.max_new_tokens == 0:
-        return
-    weight = next(model.parameters())
     ids, pads = left_pad(prompts)
     # The last sampled id is never fed back, hence the - 1.
     needed = ids.shape[1] + config.max_new_tokens - 1
@@ -126,16 +123,30 @@ def stream(
             f"{needed} positions, more than the model's context_length {limit}; shorten the "
             "prompt or lower max_new_tokens"
         )
+    return _decode(model, ids, pads, config, generator)
+
+
+def _decode(
+    model: TransformerLM,
+    ids: Tensor,
+    pads: Tensor,
+    config: SamplingConfig,
+    generator: torch.Generator | None,
+) -> Iterator[list[int | None]]:
+    """The loop of `stream`: prefill ids (B, T) (pads (B,) slots each), then one id per step."""
+    if config.max_new_tokens == 0:
+        return
+    weight = next(model.parameters())
     cache = KVCache.for_model(
         model.config,
-        batch_size=len(prompts),
-        max_len=needed,
+        batch_size=ids.shape[0],
+        max_len=ids.shape[1] + config.max_new_tokens - 1,
         dtype=weight.dtype,
         device=weight.device,
-        left_pad=pads.to(weight.device) if pads.any() else None,
+        left_pad=pads if pads.any() else None,
     )
     stops = set(config.stop_ids)
-    running = [True] * len(prompts)
+    running = [True] * ids.shape[0]
     logits = _last_logits(model, ids.to(weight.device), cache)
     for step in range(config.max_new_tokens):
         next_ids = sample_next(logits, config, generator)
