@@ -134,3 +134,35 @@ def test_missing_empty_and_invalid_input(tmp_path: Path) -> None:
     bad.write_bytes(b"fine text " + b"\xff\xfe" + b" more")
     with pytest.raises(ValueError, match="not valid UTF-8.*offset 10"):
         train_bpe(bad, 300, [EOT], num_processes=1)
+
+
+def test_cli_train_tokenizer(tmp_path: Path, corpus_text: str, capsys) -> None:
+    from scratchlm.cli import main
+    from scratchlm.tokenizer.tokenizer import Tokenizer
+
+    data = write(tmp_path, corpus_text)
+    out = tmp_path / "tok"
+    argv = ["train-tokenizer", "--data-path", str(data), "--output-dir", str(out)]
+    assert main([*argv, "--vocab-size", "400", "--num-processes", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "vocab size 400" in printed and "longest token" in printed and "peak memory" in printed
+    assert sorted(p.name for p in out.iterdir()) == ["merges.txt", "tokenizer.json", "vocab.json"]
+    vocab, merges = train_bpe(data, 400, [EOT], num_processes=1)
+    loaded = Tokenizer.from_dir(out)
+    assert loaded.vocab == vocab and loaded.merges == merges
+
+
+def test_cli_bad_input_leaves_no_output(tmp_path: Path, capsys) -> None:
+    from scratchlm.cli import main
+
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"caf\xe9 latin-1 text")
+    out = tmp_path / "tok"
+    argv = ["train-tokenizer", "--data-path", str(bad), "--output-dir", str(out)]
+    assert main(argv) == 2
+    assert "UTF-8" in capsys.readouterr().err
+    assert main([*argv[:2], str(tmp_path / "missing.txt"), *argv[3:]]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main([*argv[:4], str(tmp_path / "no" / "such" / "dir")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == [bad]

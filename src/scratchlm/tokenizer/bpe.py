@@ -27,6 +27,8 @@ import heapq
 import logging
 import multiprocessing
 import os
+import shutil
+import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from itertools import pairwise
@@ -35,6 +37,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from scratchlm.tokenizer.pretokenize import count_pretokens, find_chunk_boundaries
+from scratchlm.tokenizer.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +147,43 @@ def _count_range(job: tuple[str, int, int, tuple[str, ...]]) -> Counter[str]:
 
 def _count_range_sized(job: tuple[str, int, int, tuple[str, ...]]) -> tuple[int, Counter[str]]:
     return job[2] - job[1], _count_range(job)
+
+
+def check_output_dir(output_dir: str | os.PathLike[str]) -> Path:
+    """Fail early, before a long training run, if `output_dir` cannot be written."""
+    out = Path(output_dir)
+    if not out.parent.is_dir():
+        raise FileNotFoundError(
+            f"the parent of --output-dir does not exist: {out.parent} (create it first)"
+        )
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--output-dir {out} exists and is not a directory")
+    return out
+
+
+def save_tokenizer_dir(
+    output_dir: str | os.PathLike[str],
+    vocab: dict[int, bytes],
+    merges: list[tuple[bytes, bytes]],
+    special_tokens: list[str],
+) -> Path:
+    """Write vocab.json, merges.txt and tokenizer.json with `Tokenizer.save`, all or nothing.
+
+    The files go to a temporary sibling directory first, which is then renamed to `output_dir`
+    (or, if that directory exists, its files are moved into it one by one).
+    """
+    out = check_output_dir(output_dir)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        Tokenizer(vocab, merges, special_tokens).save(tmp)
+        if out.is_dir():
+            for path in tmp.iterdir():
+                os.replace(path, out / path.name)
+        else:
+            os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
 
 
 def _reverse_key(token: bytes) -> tuple[int, ...]:

@@ -6,6 +6,7 @@ into pre-tokens. BPE merges never cross a pre-token boundary, and special tokens
 """
 
 import functools
+import itertools
 import os
 from collections import Counter
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ import regex
 # for the following word).
 GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 GPT2_REGEX = regex.compile(GPT2_PATTERN)
+_WHITESPACE_RUN = regex.compile(r"\s{2,}")
 
 
 @functools.lru_cache(maxsize=32)
@@ -53,12 +55,45 @@ def pretokenize(text: str) -> list[str]:
 
 
 def count_pretokens(text: str, special_tokens: Sequence[str]) -> Counter[str]:
-    """How often each pre-token occurs in `text`; special tokens are dropped, never counted."""
+    """How often each pre-token occurs in `text`; special tokens are dropped, never counted.
+
+    Equal to counting `pretokenize` over the pieces between special tokens, about twice as fast.
+    The GPT-2 regex always ends a pre-token before a space that follows a non-space, so a text
+    without runs of 2+ whitespace characters can be cut with `str.split(" ")` and the pieces
+    counted by `Counter` at C speed; the regex then runs once per distinct piece. Such runs are cut
+    out first: all but their last character form one pre-token (the whole run at the end of the
+    text), and that last character starts the next segment.
+    """
     counts: Counter[str] = Counter()
+    heads: Counter[str] = Counter()  # first piece of each segment: no space before it
+    spaced: Counter[str] = Counter()  # every other piece: a space before it
     for piece in split_on_special_tokens(text, special_tokens)[::2]:
-        if piece:
-            counts.update(GPT2_REGEX.findall(piece))
+        start = 0
+        end = len(piece)
+        for run in _WHITESPACE_RUN.finditer(piece):
+            run_start, run_end = run.span()
+            cut = run_end - 1 if run_end < end else run_end
+            _count_split_on_spaces(piece[start:run_start], heads, spaced)
+            counts[piece[run_start:cut]] += 1
+            start = cut
+        _count_split_on_spaces(piece[start:], heads, spaced)
+    heads.pop("", None)
+    for prefix, pieces in (("", heads), (" ", spaced)):
+        for chars, n in pieces.items():
+            word = prefix + chars
+            if chars.isalpha():  # one " ?\p{L}+" pre-token
+                counts[word] += n
+            else:
+                for tok in GPT2_REGEX.findall(word):
+                    counts[tok] += n
     return counts
+
+
+def _count_split_on_spaces(segment: str, heads: Counter[str], spaced: Counter[str]) -> None:
+    if segment:
+        pieces = segment.split(" ")
+        heads[pieces[0]] += 1
+        spaced.update(itertools.islice(pieces, 1, None))
 
 
 def _is_inside_longer_special(
