@@ -1,0 +1,280 @@
+"""The offline default task: seeded instructions whose constraints a program can check.
+
+Two kinds of instruction, drawn deterministically from a seed:
+
+- story: "Write a short story about Mia and a fox that includes the word kite." The answer must
+  contain the name, the animal and the object as whole words (case-insensitive). The words come
+  from the synthetic story vocabulary, so a model pretrained on the synthetic corpus
+  (`scratchlm.data.synth`) knows them; a demonstration is the opening of a synthetic story with
+  those entities forced in, cut after the first sentence by which all three have appeared.
+- arithmetic: "What is 17 - 9?" The last integer in the answer must be the exact result.
+
+`reward(prompt, completion)` reads the constraints back from the prompt text alone and returns the
+fraction met (story: 1/3 per word; arithmetic: 0 or 1), so it serves as GRPO's verifiable reward
+for any prompt of these forms. A completion satisfies its instruction when its reward is 1.
+`sft_records` gives demonstrations; `preference_records` pairs a satisfying answer with one that
+misses at least one constraint (a story about other entities, or a wrong result); `evaluate`
+reports the satisfaction rate of a model's greedy answers.
+"""
+
+import json
+import os
+import random
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from scratchlm.data.synth import (
+    ANIMAL_NAMES,
+    NAMES,
+    OBJECT_NAMES,
+    contains_word,
+    story,
+    with_article,
+)
+from scratchlm.model.generate import SamplingConfig, generate
+from scratchlm.tokenizer.chat import chat_tokens, render_prompt
+from scratchlm.tokenizer.tokenizer import Tokenizer
+
+STORY_PROMPT = "Write a short story about {name} and {animal} that includes the word {thing}."
+MATH_PROMPT = "What is {a} {op} {b}?"
+_STORY_RE = re.compile(
+    r"Write a short story about (?P<name>[A-Za-z]+) and an? (?P<animal>[A-Za-z]+) "
+    r"that includes the word (?P<thing>[A-Za-z]+)\."
+)
+_MATH_RE = re.compile(r"What is (?P<a>\d+) (?P<op>[+-]) (?P<b>\d+)\?")
+_INT_RE = re.compile(r"-?\d+")
+_SENTENCE_END_RE = re.compile(r"[.!?]\"?(?=\s|$)")
+MAX_OPERAND = 20
+ANIMALS = tuple(a for a in ANIMAL_NAMES if a.isalpha())  # one-word entities keep "the word" literal
+THINGS = tuple(t for t in OBJECT_NAMES if t.isalpha())
+EVAL_SEED = 1234
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """One instruction: its text and what a satisfying answer must contain."""
+
+    prompt: str
+    kind: Literal["story", "arithmetic"]
+    required: tuple[str, ...] = ()  # story: words the answer must contain
+    answer: int | None = None  # arithmetic: the exact result
+
+
+def story_instruction(name: str, animal: str, thing: str) -> Instruction:
+    prompt = STORY_PROMPT.format(name=name, animal=with_article(animal), thing=thing)
+    return Instruction(prompt, "story", required=(name, animal, thing))
+
+
+def math_instruction(a: int, op: str, b: int) -> Instruction:
+    answer = a + b if op == "+" else a - b
+    return Instruction(MATH_PROMPT.format(a=a, op=op, b=b), "arithmetic", answer=answer)
+
+
+def make_instructions(n: int, seed: int, story_fraction: float = 0.5) -> list[Instruction]:
+    """`n` instructions drawn from `seed`; about `story_fraction` of them ask for a story.
+
+    Subtractions never go below zero.
+    """
+    rng = random.Random(f"task:{seed}")
+    out = []
+    for _ in range(n):
+        if rng.random() < story_fraction:
+            out.append(
+                story_instruction(rng.choice(NAMES), rng.choice(ANIMALS), rng.choice(THINGS))
+            )
+        else:
+            a, b, op = rng.randint(0, MAX_OPERAND), rng.randint(0, MAX_OPERAND), rng.choice("+-")
+            out.append(math_instruction(max(a, b), op, min(a, b)))
+    return out
+
+
+def parse_instruction(prompt: str) -> Instruction:
+    """The instruction a prompt states; ValueError when it is not one of the task's forms."""
+    found = _STORY_RE.fullmatch(prompt.strip())
+    if found:
+        return story_instruction(found["name"], found["animal"], found["thing"])
+    found = _MATH_RE.fullmatch(prompt.strip())
+    if found:
+        return math_instruction(int(found["a"]), found["op"], int(found["b"]))
+    raise ValueError(f"not a default-task instruction: {prompt[:60]!r}")
+
+
+def score(instruction: Instruction, completion: str) -> float:
+    """Fraction of the instruction's constraints the completion meets, in [0, 1]."""
+    if instruction.kind == "arithmetic":
+        numbers = _INT_RE.findall(completion)
+        return 1.0 if numbers and int(numbers[-1]) == instruction.answer else 0.0
+    found = [contains_word(completion, word) for word in instruction.required]
+    return sum(found) / len(found)
+
+
+def reward(prompt: str, completion: str) -> float:
+    """GRPO's verifiable reward: `score` of the completion against the constraints in the prompt."""
+    return score(parse_instruction(prompt), completion)
+
+
+def short_story(rng: random.Random, name: str, animal: str, thing: str, tries: int = 4) -> str:
+    """The shortest story opening (whole sentences) that names all three, over `tries` stories."""
+    best = ""
+    for _ in range(tries):
+        text = story(rng, name=name, animal=animal, obj=thing)
+        for end in _SENTENCE_END_RE.finditer(text):
+            opening = text[: end.end()]
+            if all(contains_word(opening, w) for w in (name, animal, thing)):
+                break
+        if not best or len(opening) < len(best):
+            best = opening
+    return best
+
+
+def demonstration(instruction: Instruction, rng: random.Random) -> str:
+    """An answer that meets every constraint."""
+    if instruction.kind == "arithmetic":
+        return _equation(instruction, instruction.answer)
+    return short_story(rng, *instruction.required)
+
+
+def violation(instruction: Instruction, rng: random.Random) -> str:
+    """A plausible answer that misses at least one constraint: other entities, or a wrong result."""
+    if instruction.kind == "arithmetic":
+        wrong = instruction.answer + rng.choice([-3, -2, -1, 1, 2, 3])
+        return _equation(instruction, wrong if wrong >= 0 else instruction.answer + 1)
+    pools = (NAMES, ANIMALS, THINGS)
+    while True:
+        swap = [rng.random() < 0.5 for _ in pools]
+        if not any(swap):
+            swap[rng.randrange(len(pools))] = True
+        words = [
+            rng.choice(pool) if s else w
+            for pool, s, w in zip(pools, swap, instruction.required, strict=True)
+        ]
+        answer = short_story(rng, *words, tries=1)
+        if score(instruction, answer) < 1.0:
+            return answer
+
+
+def _equation(instruction: Instruction, result: int) -> str:
+    found = _MATH_RE.fullmatch(instruction.prompt)
+    return f"{found['a']} {found['op']} {found['b']} = {result}."
+
+
+def sft_records(n: int, seed: int) -> list[dict[str, Any]]:
+    """`n` chat records `{"messages": [user, assistant]}`; each answer satisfies its instruction."""
+    rng = random.Random(f"sft:{seed}")
+    return [
+        {
+            "messages": [
+                {"role": "user", "content": ins.prompt},
+                {"role": "assistant", "content": demonstration(ins, rng)},
+            ]
+        }  # fmt: skip
+        for ins in make_instructions(n, seed)
+    ]
+
+
+def preference_records(n: int, seed: int) -> list[dict[str, str]]:
+    """`n` records `{"prompt", "chosen", "rejected"}`: chosen satisfies, rejected does not."""
+    rng = random.Random(f"preference:{seed}")
+    return [
+        {"prompt": ins.prompt, "chosen": demonstration(ins, rng), "rejected": violation(ins, rng)}
+        for ins in make_instructions(n, seed)
+    ]
+
+
+def write_task_files(out: str | Path, n_sft: int, n_preference: int, seed: int) -> dict[str, Path]:
+    """Write sft.jsonl and preference.jsonl under `out` (each via a temporary file, then renamed).
+
+    The two files use different seeds, so preference prompts are not the SFT prompts.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {
+        "sft": (out / "sft.jsonl", sft_records(n_sft, seed)),
+        "preference": (out / "preference.jsonl", preference_records(n_preference, seed + 1)),
+    }
+    for path, records in files.values():
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
+        tmp.replace(path)
+    return {name: path for name, (path, _) in files.items()}
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task for GRPO and evaluation: seeded prompts and a verifiable reward in [0, 1]."""
+
+    prompts: Callable[[int, int], list[str]]  # (n, seed) -> n prompt texts
+    reward: Callable[[str, str], float]  # (prompt, completion) -> reward
+
+
+def default_prompts(n: int, seed: int) -> list[str]:
+    return [ins.prompt for ins in make_instructions(n, seed)]
+
+
+TASKS: dict[str, Task] = {"default": Task(default_prompts, reward)}
+
+
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; available: {', '.join(TASKS)}")
+    return TASKS[name]
+
+
+@torch.no_grad()
+def greedy_answers(
+    model: nn.Module,
+    tokenizer: Tokenizer,
+    prompts: list[str],
+    max_new_tokens: int = 128,
+    batch_size: int = 32,
+) -> list[str]:
+    """The model's greedy reply to each prompt (one user turn in the chat template), as text."""
+    end = chat_tokens(tokenizer).end
+    was_training = model.training
+    model.eval()
+    answers = []
+    for start in range(0, len(prompts), batch_size):
+        chunk = [render_prompt(tokenizer, [{"role": "user", "content": p}]) for p in
+                 prompts[start : start + batch_size]]  # fmt: skip
+        room = model.config.context_length - max(len(p) for p in chunk) + 1
+        sampling = SamplingConfig(min(max_new_tokens, room), temperature=0.0, stop_ids=(end,))
+        for ids in generate(model, chunk, sampling):
+            answers.append(tokenizer.decode([i for i in ids if i != end]))
+    model.train(was_training)
+    return answers
+
+
+def evaluate(
+    model: nn.Module,
+    tokenizer: Tokenizer,
+    n: int = 100,
+    seed: int = EVAL_SEED,
+    max_new_tokens: int = 128,
+) -> dict[str, Any]:
+    """Satisfaction rate of the model's greedy answers to `n` default-task instructions.
+
+    Returns rate (fraction fully satisfied), mean_score, the rate per kind, and a few samples.
+    """
+    instructions = make_instructions(n, seed)
+    answers = greedy_answers(model, tokenizer, [i.prompt for i in instructions], max_new_tokens)
+    scores = [score(i, a) for i, a in zip(instructions, answers, strict=True)]
+    result: dict[str, Any] = {
+        "rate": sum(s == 1.0 for s in scores) / n,
+        "mean_score": sum(scores) / n,
+        "n": n,
+    }
+    for kind in ("story", "arithmetic"):
+        mine = [s for i, s in zip(instructions, scores, strict=True) if i.kind == kind]
+        if mine:
+            result[f"rate_{kind}"] = sum(s == 1.0 for s in mine) / len(mine)
+    result["samples"] = [
+        {"prompt": i.prompt, "answer": a, "score": s}
+        for i, a, s in list(zip(instructions, answers, scores, strict=True))[:4]
+    ]
+    return result

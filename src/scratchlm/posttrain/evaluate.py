@@ -1,0 +1,29 @@
+"""The default task's constraint-satisfaction rate of a checkpoint (`scratchlm task eval`).
+
+A pretrained checkpoint gets the chat tokens first (new rows = mean rows, see `vocab`), so the rate
+of a base model, an SFT model and a DPO or GRPO model are measured the same way: greedy answers to
+the same seeded instructions in the chat template.
+"""
+
+from pathlib import Path
+from typing import Any
+
+from scratchlm.eval.tasks import EVAL_SEED, evaluate
+from scratchlm.posttrain.loop import find_checkpoint, load_chat_model
+from scratchlm.runtime import pick_device
+
+
+def evaluate_task(
+    checkpoint_dir: str | Path,
+    n: int = 100,
+    seed: int = EVAL_SEED,
+    device: str = "auto",
+    max_new_tokens: int = 128,
+) -> dict[str, Any]:
+    """Rate (fraction of instructions fully satisfied) and details for `n` seeded instructions."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    path = find_checkpoint(checkpoint_dir)
+    model, tokenizer = load_chat_model(path, pick_device(device))
+    result = evaluate(model.eval(), tokenizer, n, seed, max_new_tokens)
+    return {"checkpoint": str(path), "seed": seed, **result}
