@@ -988,7 +988,7 @@ DREAM: tuple[Paragraph, ...] = (
     ),
     (
         (
-            "In the dream, {hero} was {at_place}. Everything was bright and {color}.",
+            "In the dream, {hero} was {at_place}. Everything glowed with a soft {color} light.",
             "{hero} dreamed that {he} was {at_place}, and everything was much bigger than usual.",
             "In {his} dream, {hero} woke up {at_place}, far from home.",
         ),

@@ -426,11 +426,12 @@ HERO_ADJECTIVES: tuple[str, ...] = (
 OBJECT_ADJECTIVES: tuple[str, ...] = (
     "little", "big", "new", "old", "shiny", "special", "tiny", "bright",
     "pretty", "lovely", "fancy", "beautiful", "plain", "lucky", "precious", "small",
+    "striped", "spotted",
 )  # fmt: skip
 
 COLORS: tuple[str, ...] = (
     "red", "blue", "green", "yellow", "orange", "purple", "pink", "white", "black", "brown",
-    "gold", "silver", "gray", "golden", "striped", "spotted", "sky-blue", "bright red",
+    "gold", "silver", "gray", "golden", "sky-blue", "bright red",
 )  # fmt: skip
 
 TRAITS: tuple[str, ...] = (
@@ -480,7 +481,7 @@ SAD: tuple[str, ...] = (
 )  # fmt: skip
 
 SCARED: tuple[str, ...] = (
-    "scared", "afraid", "nervous", "frightened", "shaky", "uneasy",
+    "scared", "afraid", "frightened", "terrified",
 )  # fmt: skip
 
 TIMES: tuple[tuple[str, str], ...] = (
