@@ -300,3 +300,55 @@ def test_step_with_closure_returns_its_loss(name: str) -> None:
         before = lm_loss(model, ids).item()
     assert opt.step(closure) == before
     assert opt.step(closure) < before
+
+
+def test_muon_split_sizes_update_blocks_as_separate_matrices() -> None:
+    gen = torch.Generator().manual_seed(0)
+    fused = nn.Parameter(torch.randn(48, 16, generator=gen))
+    parts = [nn.Parameter(block.detach().clone()) for block in fused.split((16, 8, 24))]
+    fused_opt = Muon([{"params": [fused], "use_muon": True, "split_sizes": (16, 8, 24)}])
+    parts_opt = Muon([{"params": parts, "use_muon": True}])
+    for _ in range(3):
+        grad = torch.randn(48, 16, generator=gen)
+        fused.grad = grad.clone()
+        for p, g in zip(parts, grad.split((16, 8, 24)), strict=True):
+            p.grad = g.clone()
+        fused_opt.step()
+        parts_opt.step()
+    torch.testing.assert_close(fused.detach(), torch.cat([p.detach() for p in parts]))
+    with pytest.raises(ValueError, match="split_sizes"):
+        Muon([{"params": [fused], "use_muon": True, "split_sizes": (16, 16)}])
+
+
+def test_muon_groups_for_transformer_lm() -> None:
+    from scratchlm.model import TransformerLM
+
+    torch.manual_seed(0)
+    model = TransformerLM(64, 16, 2, 32, 4, num_kv_heads=2, qk_norm=True)
+    row_splits = {
+        f"{name}.weight": module.out_sizes
+        for name, module in model.named_modules()
+        if len(getattr(module, "out_sizes", ())) > 1
+    }
+    groups = muon_param_groups(model.named_parameters(), 0.1, row_splits)
+    names = {id(p): n for n, p in model.named_parameters()}
+    summary = [
+        (
+            g["use_muon"],
+            g.get("split_sizes"),
+            sorted({names[id(p)].split(".")[-2] for p in g["params"]}),
+        )
+        for g in groups
+    ]
+    assert summary == [
+        (True, (32, 16, 16), ["qkv"]),
+        (True, None, ["out", "w1", "w2", "w3"]),
+        (False, None, ["lm_head"]),
+        (False, None, ["k_norm", "ln1", "ln2", "ln_final", "q_norm", "token_embeddings"]),
+    ]
+    opt = Muon(groups, lr=3e-3)
+    ids = torch.randint(64, (4, 17), generator=torch.Generator().manual_seed(0))
+    losses = [train_step(model, opt, ids) for _ in range(10)]
+    assert losses[-1] < losses[0] - 0.5
+    with pytest.raises(ValueError, match="row_splits"):
+        muon_param_groups(model.named_parameters(), 0.1, {"lm_head.weight": (32, 32)})

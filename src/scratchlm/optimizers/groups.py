@@ -11,7 +11,7 @@ With tied embeddings the shared matrix appears once, under its first name, and i
 embedding either way. The optimizers never import a model class: only these names matter.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from torch import Tensor
@@ -55,14 +55,29 @@ def param_groups(
 
 
 def muon_param_groups(
-    named_parameters: Iterable[tuple[str, Tensor]], weight_decay: float
+    named_parameters: Iterable[tuple[str, Tensor]],
+    weight_decay: float,
+    row_splits: Mapping[str, Sequence[int]] | None = None,
 ) -> list[dict[str, Any]]:
     """Groups for `Muon`: hidden matrices (use_muon=True), the rest split as `param_groups` does.
 
-    Groups leave `lr` unset, so `Muon`'s `muon_lr` and `lr` apply.
+    row_splits maps the name of a fused matrix to its row blocks, e.g. {"layers.0.attn.qkv.weight":
+    (C, C, C)}; matrices that share a split get a Muon group with that `split_sizes`, so Muon
+    orthogonalises each block alone. Groups leave `lr` unset, so `Muon`'s `muon_lr` and `lr` apply.
     """
     named = trainable(named_parameters)
-    hidden = [p for n, p in named if is_hidden_matrix(n, p)]
+    row_splits = row_splits or {}
+    unknown = set(row_splits) - {n for n, p in named if is_hidden_matrix(n, p)}
+    if unknown:
+        raise ValueError(f"row_splits names no hidden matrix: {sorted(unknown)}")
+    by_split: dict[tuple[int, ...] | None, list[Tensor]] = {}
+    for n, p in named:
+        if is_hidden_matrix(n, p):
+            split = tuple(row_splits[n]) if n in row_splits else None
+            by_split.setdefault(split, []).append(p)
+    groups = [
+        {"params": ps, "weight_decay": weight_decay, "use_muon": True, "split_sizes": split}
+        for split, ps in by_split.items()
+    ]
     rest = [(n, p) for n, p in named if not is_hidden_matrix(n, p)]
-    groups = [{"params": hidden, "weight_decay": weight_decay, "use_muon": True}] if hidden else []
     return groups + [{**g, "use_muon": False} for g in split_decay(rest, weight_decay)]

@@ -11,7 +11,9 @@ Each parameter group carries `use_muon`. A Muon group holds only 2-D matrices W 
 O has every singular value near 1, so each step moves W by the same amount in every direction the
 gradient spans, however unevenly the gradient itself is spread. The shape factor
 sqrt(max(1, rows / cols)) makes the entries of the update have RMS 1 / sqrt(cols) for wide and
-tall matrices alike. Groups with `use_muon=False` run the AdamW update of
+tall matrices alike. A fused projection (e.g. q, k and v stacked in one weight) can name its row
+blocks with the group key `split_sizes`: each block is then orthogonalised and scaled on its own,
+as if it were a separate matrix. Groups with `use_muon=False` run the AdamW update of
 `scratchlm.optimizers.adamw` (embeddings, the output head, norm gains, biases).
 
 Every group has its own `lr`. Each group also gets `lr_scale` = its lr / the optimizer's base `lr`,
@@ -65,6 +67,18 @@ def muon_lr_scale(rows: int, cols: int) -> float:
     return max(1.0, rows / cols) ** 0.5
 
 
+def orthogonal_update(
+    direction: Tensor, ns_steps: int, split_sizes: tuple[int, ...] | None = None
+) -> Tensor:
+    """Muon's step direction for a (rows, cols) matrix: each row block orthogonalised and scaled.
+
+    split_sizes: row counts of the blocks, summing to rows; None treats the matrix as one block.
+    Returns (rows, cols).
+    """
+    blocks = direction.split(split_sizes) if split_sizes else (direction,)
+    return torch.cat([newton_schulz(b, ns_steps) * muon_lr_scale(*b.shape) for b in blocks])
+
+
 @torch.no_grad()
 def muon_update_(
     param: Tensor,
@@ -76,14 +90,14 @@ def muon_update_(
     nesterov: bool,
     ns_steps: int,
     weight_decay: float,
+    split_sizes: tuple[int, ...] | None = None,
 ) -> None:
     """One Muon update, in place, of `param` and `momentum_buffer` (both (rows, cols) like grad)."""
     momentum_buffer.lerp_(grad, 1.0 - momentum)
     direction = grad.lerp(momentum_buffer, momentum) if nesterov else momentum_buffer
-    update = newton_schulz(direction, steps=ns_steps)
     if weight_decay != 0.0:
         param.mul_(1.0 - lr * weight_decay)
-    param.add_(update, alpha=-lr * muon_lr_scale(*param.shape))
+    param.add_(orthogonal_update(direction, ns_steps, split_sizes), alpha=-lr)
 
 
 class Muon(Optimizer):
@@ -92,7 +106,8 @@ class Muon(Optimizer):
     Pass groups from `scratchlm.optimizers.muon_param_groups`, or dicts of your own with
     "params" and "use_muon". Keys a group leaves out take the defaults below: `lr` for AdamW
     groups and `muon_lr` for Muon groups; `weight_decay` for both; `momentum`, `nesterov` and
-    `ns_steps` for Muon groups; `betas` and `eps` for AdamW groups. `lr` is the base that a
+    `ns_steps` for Muon groups (and `split_sizes`, default None); `betas` and `eps` for AdamW
+    groups. `lr` is the base that a
     schedule sets (each group's `lr_scale` is its lr / `lr`).
     """
 
@@ -124,6 +139,7 @@ class Muon(Optimizer):
             "nesterov": nesterov,
             "ns_steps": ns_steps,
             "weight_decay": weight_decay,
+            "split_sizes": None,
         }
         self.adamw_defaults = {
             "lr": lr,
@@ -146,6 +162,10 @@ class Muon(Optimizer):
         if use_muon and any(p.ndim != 2 for p in params):
             shapes = [tuple(p.shape) for p in params if p.ndim != 2]
             raise ValueError(f"Muon groups take only 2-D matrices; got shapes {shapes}")
+        split_sizes = param_group.get("split_sizes")
+        if split_sizes is not None and any(p.shape[0] != sum(split_sizes) for p in params):
+            shapes = [tuple(p.shape) for p in params]
+            raise ValueError(f"split_sizes {split_sizes} must sum to the rows of {shapes}")
         group = {**(self.muon_defaults if use_muon else self.adamw_defaults), **param_group}
         group["params"] = params
         group.setdefault("lr_scale", group["lr"] / self.base_lr)
@@ -173,5 +193,6 @@ class Muon(Optimizer):
                     nesterov=group["nesterov"],
                     ns_steps=group["ns_steps"],
                     weight_decay=group["weight_decay"],
+                    split_sizes=group["split_sizes"],
                 )
         return loss
