@@ -121,11 +121,12 @@ def read_chunks(path: Path, chunk_size: int, special_tokens: Sequence[str]) -> I
     with open(path, "rb") as f:
         while True:
             data = f.read(chunk_size)
+            held = len(decoder.getstate()[0])  # bytes of a character split by the last read
             try:
                 buffer += decoder.decode(data, final=not data)
             except UnicodeDecodeError as exc:
                 raise ValueError(
-                    f"{path} is not valid UTF-8 (bad byte near offset {offset + exc.start}); "
+                    f"{path} is not valid UTF-8 (bad byte at offset {offset - held + exc.start}); "
                     "convert it to UTF-8 first"
                 ) from None
             offset += len(data)
