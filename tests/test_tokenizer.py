@@ -234,22 +234,30 @@ def test_bad_vocab_and_merges() -> None:
         Tokenizer(vocab, [], [EOT, EOT])
 
 
-def test_bad_tokenizer_dir(trained: Tokenizer, tmp_path) -> None:
+def test_missing_tokenizer_dir(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="tokenizer directory not found"):
         Tokenizer.from_dir(tmp_path / "missing")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "error", "message"),
+    [
+        ("merges.txt", None, FileNotFoundError, "merges.txt"),
+        ("tokenizer.json", None, FileNotFoundError, "tokenizer.json"),
+        ("vocab.json", "{not json", ValueError, "not valid JSON"),
+        ("vocab.json", '{"a": 1, "b": 1}', ValueError, "appears twice"),
+        ("merges.txt", "#version: 0.2\nĠt h e\n", ValueError, "expected 'left right'"),
+        ("merges.txt", "#version: 0.2\nzz qq\n", ValueError, "not in the vocab"),
+        ("tokenizer.json", "[]", ValueError, "added_tokens"),
+    ],
+)
+def test_bad_tokenizer_dir(
+    trained: Tokenizer, tmp_path, name: str, content: str | None, error: type, message: str
+) -> None:
     trained.save(tmp_path)
-    (tmp_path / "merges.txt").unlink()
-    with pytest.raises(FileNotFoundError, match="merges.txt"):
-        Tokenizer.from_dir(tmp_path)
-    trained.save(tmp_path)
-    (tmp_path / "vocab.json").write_text("{not json")
-    with pytest.raises(ValueError, match="not valid JSON"):
-        Tokenizer.from_dir(tmp_path)
-    trained.save(tmp_path)
-    (tmp_path / "merges.txt").write_text("#version: 0.2\nĠt h e\n")
-    with pytest.raises(ValueError, match="expected 'left right'"):
-        Tokenizer.from_dir(tmp_path)
-    trained.save(tmp_path)
-    (tmp_path / "merges.txt").write_text("#version: 0.2\nzz qq\n")
-    with pytest.raises(ValueError, match="not in the vocab"):
+    if content is None:
+        (tmp_path / name).unlink()
+    else:
+        (tmp_path / name).write_text(content, encoding="utf-8")
+    with pytest.raises(error, match=message):
         Tokenizer.from_dir(tmp_path)
