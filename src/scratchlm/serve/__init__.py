@@ -1,0 +1,1 @@
+"""Talking to a checkpoint: the terminal chat REPL and the OpenAI-compatible HTTP server."""
