@@ -34,3 +34,36 @@ def corpus_text() -> str:
             f"{b} laughed, and they played with the {t} until day {i} ended."
         )
     return "<|endoftext|>".join(docs) + "<|endoftext|>" + SAMPLE_TEXT
+
+
+@pytest.fixture(scope="session")
+def _token_data_dir(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    return {"dir": tmp_path_factory.mktemp("token_data")}
+
+
+@pytest.fixture
+def token_data(corpus_text: str, _token_data_dir: dict[str, object]) -> dict[str, object]:
+    """A BPE tokenizer (vocab 384) trained on corpus_text and train/valid .npy files made with it.
+
+    Keys: tokenizer_dir, train, valid (paths), vocab_size. Built once per test session.
+    """
+    import numpy as np
+
+    from scratchlm.data.tokenfile import TokenFileWriter
+    from scratchlm.tokenizer import Tokenizer, train_bpe
+
+    root = _token_data_dir["dir"]
+    if "train" not in _token_data_dir:
+        (root / "corpus.txt").write_text(corpus_text)
+        vocab, merges = train_bpe(root / "corpus.txt", 384, ["<|endoftext|>"], num_processes=1)
+        tokenizer = Tokenizer(vocab, merges, ["<|endoftext|>"])
+        tokenizer.save(root / "tokenizer")
+        ids = np.array(tokenizer.encode(corpus_text))
+        cut = len(ids) * 9 // 10
+        for name, part in (("train", ids[:cut]), ("valid", ids[cut:])):
+            with TokenFileWriter(root / f"{name}.npy", tokenizer.vocab_size) as out:
+                out.write(part)
+            _token_data_dir[name] = root / f"{name}.npy"
+        _token_data_dir["tokenizer_dir"] = root / "tokenizer"
+        _token_data_dir["vocab_size"] = tokenizer.vocab_size
+    return {k: v for k, v in _token_data_dir.items() if k != "dir"}

@@ -1,0 +1,238 @@
+"""Frozen dataclass configs: to and from dicts, JSON and YAML; typed `section.key=value` overrides.
+
+A config is a tree of frozen dataclasses. `from_dict` builds one from plain data and converts each
+value by the field's type annotation: `int`, `float`, `str`, `bool`, `X | None`, `Literal[...]`,
+`tuple[...]`, `list[...]` and nested dataclasses. Override text goes through `ast.literal_eval` only
+where a container or quoted string is expected; it is never evaluated as code. Unknown keys raise
+`ValueError` listing the valid ones.
+
+    cfg = load_config(PretrainConfig, "configs/cpu-tiny.yaml", ["optimizer.lr=1e-3",
+    "training.steps=50"])
+"""
+
+import ast
+import copy
+import dataclasses
+import json
+import types
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+_NONE = {"none", "null", "~", ""}
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A dataclass tree as plain dicts, lists and scalars (tuples become lists, JSON-ready)."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
+    """Build dataclass `cls` from `data`, converting each value by its field type.
+
+    Missing keys take the field default; an unknown key raises ValueError naming the valid keys.
+    """
+    if not isinstance(data, dict):
+        raise ValueError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ValueError(
+            f"unknown config key {where}{unknown[0]!s}; valid keys under "
+            f"{where.rstrip('.') or 'the top level'}: {', '.join(names)}"
+        )
+    kwargs = {key: _convert(value, hints[key], f"{where}{key}") for key, value in data.items()}
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ValueError(f"{where or 'config'}: {exc}") from None
+
+
+def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()) -> T:
+    """Read a YAML or JSON file (defaults when `path` is None), apply `overrides`, build `cls`.
+
+    Overrides are merged into the file's data before anything is built, so a field the file leaves
+    out keeps being derived from the others (e.g. a model's d_ff from an overridden d_model).
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        text = path.read_text()
+        try:
+            loaded = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        except (json.JSONDecodeError, yaml.YAMLError) as exc:
+            raise ValueError(f"cannot parse {path}: {str(exc).splitlines()[0]}") from None
+        data = loaded or {}
+    return from_dict(cls, merge_overrides(cls, data, overrides))
+
+
+def save_config(cfg: Any, path: str | Path) -> None:
+    """Write the config as indented JSON."""
+    Path(path).write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
+
+
+def apply_overrides(cfg: T, overrides: Sequence[str]) -> T:
+    """A copy of `cfg` with each `dotted.key=value` applied, the text parsed by field type."""
+    return from_dict(type(cfg), merge_overrides(type(cfg), to_dict(cfg), overrides))
+
+
+def merge_overrides(cls: type, data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """A copy of the plain `data` for dataclass `cls` with each `dotted.key=value` set in it.
+
+    A section missing from `data` is filled from the field's default before the key is set.
+    """
+    data = copy.deepcopy(data)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"override {item!r} must look like section.key=value")
+        parts = key.split(".")
+        node, node_cls = data, cls
+        for depth, part in enumerate(parts):
+            fields = {f.name: f for f in dataclasses.fields(node_cls)}
+            if part not in fields:
+                where = ".".join(parts[:depth]) or "the top level"
+                raise ValueError(
+                    f"unknown config key {key!r}; valid keys under {where}: " + ", ".join(fields)
+                )
+            annotation = typing.get_type_hints(node_cls)[part]
+            if depth == len(parts) - 1:
+                node[part] = parse_value(text.strip(), annotation, key)
+                break
+            sub = _dataclass_in(annotation)
+            if sub is None:
+                raise ValueError(f"config key {'.'.join(parts[: depth + 1])!r} has no sub-keys")
+            if not isinstance(node.get(part), dict):
+                node[part] = _default_dict(fields[part])
+            node, node_cls = node[part], sub
+    return data
+
+
+def _default_dict(f: dataclasses.Field) -> dict[str, Any]:
+    if f.default_factory is not dataclasses.MISSING:
+        return to_dict(f.default_factory())
+    if f.default is not dataclasses.MISSING and f.default is not None:
+        return to_dict(f.default)
+    return {}
+
+
+def parse_value(text: str, annotation: Any, key: str = "value") -> Any:
+    """Convert override text to the type `annotation` names, without evaluating code."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if _is_optional(annotation):
+        if text.lower() in _NONE:
+            return None
+        return parse_value(text, next(a for a in args if a is not type(None)), key)
+    if annotation is str:
+        return _unquote(text)
+    if annotation is bool or annotation is int or annotation is float:
+        return _convert(text, annotation, key)
+    if origin is Literal:
+        value = _unquote(text) if all(isinstance(a, str) for a in args) else _literal(text, key)
+        return _convert(value, annotation, key)
+    if origin in (tuple, list) or _dataclass_in(annotation) is not None:
+        return _convert(_literal(text, key), annotation, key)
+    raise ValueError(f"{key}: cannot parse a value of type {annotation}")
+
+
+def _convert(value: Any, annotation: Any, key: str) -> Any:
+    """Check or convert a loaded value (from YAML, JSON or `parse_value`) to `annotation`."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if _is_optional(annotation):
+        if value is None:
+            return None
+        return _convert(value, next(a for a in args if a is not type(None)), key)
+    sub = _dataclass_in(annotation)
+    if sub is not None:
+        return from_dict(sub, value, where=f"{key}.")
+    if origin is Literal:
+        if value not in args:
+            choices = ", ".join(repr(a) for a in args)
+            raise ValueError(f"{key} must be one of {choices}, got {value!r}")
+        return value
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+            return value.lower() in _TRUE
+        raise ValueError(f"{key} must be true or false, got {value!r}")
+    if annotation is int:
+        return _to_int(value, key)
+    if annotation is float:
+        if isinstance(value, bool):
+            raise ValueError(f"{key} must be a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{key} must be a number, got {value!r}") from None
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{key} must be a string, got {value!r}")
+        return value
+    if origin in (tuple, list):
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"{key} must be a list, got {value!r}")
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise ValueError(f"{key} must have {len(args)} items, got {len(value)}")
+            return tuple(_convert(v, a, key) for v, a in zip(value, args, strict=True))
+        item = args[0] if args else Any
+        items = [v if item is Any else _convert(v, item, key) for v in value]
+        return tuple(items) if origin is tuple else items
+    if annotation is Any:
+        return value
+    raise ValueError(f"{key}: unsupported field type {annotation}")
+
+
+def _to_int(value: Any, key: str) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"{key} must be an integer, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value.replace("_", ""))
+        except ValueError:
+            try:
+                value = float(value)
+            except ValueError:
+                raise ValueError(f"{key} must be an integer, got {value!r}") from None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise ValueError(f"{key} must be an integer, got {value!r}")
+
+
+def _literal(text: str, key: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        raise ValueError(f"{key}: cannot parse {text!r} as a literal") from None
+
+
+def _unquote(text: str) -> str:
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text
+
+
+def _is_optional(annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    return origin in (typing.Union, types.UnionType) and type(None) in typing.get_args(annotation)
+
+
+def _dataclass_in(annotation: Any) -> type | None:
+    """The dataclass type in `annotation` (also inside `X | None`), else None."""
+    if _is_optional(annotation):
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    return annotation if dataclasses.is_dataclass(annotation) else None

@@ -1,0 +1,135 @@
+"""Where and how code runs: device, autocast dtype, seeds, torchrun process groups, run dirs.
+
+Nothing happens at import time. `init_distributed` reads the variables torchrun sets (RANK,
+WORLD_SIZE, LOCAL_RANK) and starts a process group (nccl on CUDA, gloo otherwise); without them it
+is a no-op and the process is rank 0 of 1. Run directories live under `$SCRATCHLM_HOME` (default
+`./runs`).
+"""
+
+import contextlib
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """This process's place in the job: rank among world_size, and the device it drives."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """`auto` picks cuda, then mps, then cpu; another name (`cpu`, `cuda:1`, `mps`) is checked."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available: use device=cpu")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {name!r} requested but MPS is not available: use device=cpu")
+    return device
+
+
+def autocast_dtype(device: torch.device, name: str = "auto") -> torch.dtype:
+    """bf16 on CUDA, fp32 elsewhere, unless `name` is one of float32 / bfloat16 / float16."""
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if name not in DTYPES:
+        raise ValueError(f"unknown dtype {name!r}: use auto, {', '.join(DTYPES)}")
+    return DTYPES[name]
+
+
+def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
+    """Mixed-precision context for forward passes; a no-op for fp32."""
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def enable_tf32() -> None:
+    """Let fp32 matmuls and convolutions use TF32 tensor cores (Ampere and newer)."""
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+
+
+def seed_everything(seed: int, rank: int = 0) -> None:
+    """Seed python, numpy and torch (all devices) with `seed + rank`."""
+    value = seed + rank
+    random.seed(value)
+    np.random.seed(value % 2**32)
+    torch.manual_seed(value)
+
+
+def init_distributed(device_name: str = "auto") -> DistInfo:
+    """Join the torchrun process group if RANK/WORLD_SIZE are set, else run as rank 0 of 1.
+
+    On CUDA each process takes the GPU `cuda:LOCAL_RANK` and the nccl backend; elsewhere gloo.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = pick_device(device_name)
+    if world_size > 1 and device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    if world_size > 1 and not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend, rank=rank, world_size=world_size)
+    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
+
+
+def teardown_distributed() -> None:
+    """Leave the process group if one was started."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def is_main() -> bool:
+    """True on rank 0 (and in a plain single-process run)."""
+    if dist.is_initialized():
+        return dist.get_rank() == 0
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def base_dir() -> Path:
+    """Root for run directories: `$SCRATCHLM_HOME`, else `./runs`."""
+    return Path(os.environ.get("SCRATCHLM_HOME") or "runs")
+
+
+def make_run_dir(name: str, parent: str | Path | None = None) -> Path:
+    """Create (if needed) and return `<parent or base_dir()>/<name>`; fails with a clear message."""
+    path = Path(parent or base_dir()) / name
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OSError(
+            f"cannot create run directory {path}: {exc.strerror}; "
+            "set SCRATCHLM_HOME to a writable place"
+        ) from None
+    if not os.access(path, os.W_OK):
+        raise OSError(
+            f"run directory {path} is not writable; set SCRATCHLM_HOME to a writable place"
+        )
+    return path

@@ -1,0 +1,1 @@
+"""Pretraining: the loop (`pretrain`), checkpoints, data parallelism and metrics."""
