@@ -1,5 +1,6 @@
 """GPT-2 pre-tokenization, special-token splitting and chunk boundaries."""
 
+import random
 from collections import Counter
 from itertools import pairwise
 from pathlib import Path
@@ -35,6 +36,20 @@ def test_split_is_longest_first() -> None:
 def test_count_drops_special_tokens() -> None:
     counts = count_pretokens(f"hi there{EOT}hi{EOT}", [EOT])
     assert counts == Counter({"hi": 2, " there": 1})
+
+
+def test_fast_count_equals_regex_count() -> None:
+    # count_pretokens cuts on spaces and whitespace runs before using the regex; it must agree
+    # with plain regex pre-tokenization on text dense in the awkward cases.
+    pieces = [" ", " ", "  ", "\n", "\t", "\r\n", "\u3000", "\x85", "\xa0", "\x1c", "a", "é"]
+    pieces += ["日", "Ab", "1", "²", ",", "'", "'s", "!", EOT]
+    rng = random.Random(0)
+    for _ in range(3000):
+        text = "".join(rng.choices(pieces, k=rng.randint(0, 25)))
+        expected = Counter()
+        for part in split_on_special_tokens(text, [EOT])[::2]:
+            expected.update(pretokenize(part))
+        assert count_pretokens(text, [EOT]) == expected, repr(text)
 
 
 def test_chunk_boundaries_land_on_special_tokens(tmp_path: Path, corpus_text: str) -> None:
