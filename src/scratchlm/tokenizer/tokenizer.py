@@ -240,10 +240,14 @@ class Tokenizer:
     def fast_encoding(self) -> tiktoken.Encoding | None:
         """A tiktoken Encoding with exactly our ids, or None when it could differ (logged once).
 
-        Its ranks are the ids of the 256 bytes and of the merged tokens; it knows no special
-        tokens (`encode` splits them off first, longest first).
+        Its ranks are the ids of the 256 bytes and of the merged tokens, its pattern is
+        `tiktoken_pattern()`, and it knows the special tokens unless one is a prefix of another
+        (tiktoken does not match those longest first; `encode` then splits them off itself).
         """
         problem = self.fast_path_problem()
+        pattern = tiktoken_pattern()
+        if problem is None and pattern is None:
+            problem = "tiktoken's regex classes could not be made to match the regex package's"
         if problem is not None:
             log.warning("tokenizer fast path off, encoding with the Python reference: %s", problem)
             return None
@@ -252,28 +256,29 @@ class Tokenizer:
             ranks[left + right] = self._token_ids[left + right]
         return tiktoken.Encoding(
             name=f"scratchlm-{len(ranks)}",
-            pat_str=GPT2_PATTERN,
+            pat_str=pattern,
             mergeable_ranks=ranks,
-            special_tokens={},
+            special_tokens={} if self._specials_overlap else self.special_ids,
         )
 
-    def encode(self, text: str) -> list[int]:
-        """Encode `text` to ids through the fast path; identical to `encode_reference`.
+    @functools.cached_property
+    def _specials_overlap(self) -> bool:
+        """True if a special token starts with another one (so longest-first matters)."""
+        return any(a != b and a.startswith(b) for a in self.special_ids for b in self.special_ids)
 
-        Text holding a character that tiktoken's regex classifies differently from the `regex`
-        package (`tiktoken_disagrees`) is encoded with the reference instead.
-        """
+    def encode(self, text: str) -> list[int]:
+        """Encode `text` to ids through the fast path; identical to `encode_reference`."""
         fast = self.fast_encoding
         if fast is None:
             return self.encode_reference(text)
+        if not self._specials_overlap:
+            return fast.encode(text, allowed_special="all", disallowed_special=())
         ids: list[int] = []
         for n, part in enumerate(self._split_special(text)):
             if n % 2:
                 ids.append(self.special_ids[part])
-            elif part.isascii() or not tiktoken_disagrees(part):
+            elif part:
                 ids += fast.encode_ordinary(part)
-            else:
-                ids += self._encode_ordinary_reference(part)
         return ids
 
     def encode_batch(self, texts: Sequence[str], num_threads: int = 1) -> list[list[int]]:
@@ -306,44 +311,68 @@ class Tokenizer:
         yield from self.encode("".join(parts))
 
 
-def tiktoken_disagrees(text: str) -> bool:
-    """True if `text` holds a character that tiktoken's compiled regex and the `regex` package
-    put in different classes (letter, number, whitespace), e.g. a letter new in a Unicode
-    version only one of them knows."""
-    pattern = _disagreement_regex()
-    return pattern is not None and pattern.search(text) is not None
+# The GPT-2 pattern's character classes, and the probe that lists what each matches.
+_CLASSES = {r"\p{L}": r"\p{L}+", r"\p{N}": r"\p{N}+", r"\s": r"\s+"}
 
 
 @functools.cache
-def _disagreement_regex() -> "regex.Pattern[str] | None":
-    """A character class of every code point the two regex engines classify differently.
+def tiktoken_pattern() -> str | None:
+    """GPT2_PATTERN, rewritten so tiktoken's regex engine puts every code point in the same
+    class (letter, number, whitespace) as the `regex` package; None if that is not possible.
 
-    Found by asking both engines which characters of the whole code space each class matches:
-    tiktoken keeps only the pieces its pattern matches, so with one-byte ranks it returns
-    exactly the matched characters' bytes. Takes about a second, once per process.
+    The two engines ship different Unicode versions, so a recently assigned letter may be a
+    letter to one and unassigned to the other. We ask both engines which characters of the whole
+    code space each class matches (tiktoken keeps only the pieces its pattern matches, so with
+    one-byte ranks it returns exactly those characters' bytes) and add or remove the difference
+    in the class. Takes about a second, once per process.
     """
+    everything = _all_characters()
+    fixed: dict[str, str] = {}
+    for cls, probe in _CLASSES.items():
+        theirs = _code_point_mask(_tiktoken_matches(probe, everything))
+        ours = _code_point_mask("".join(regex.findall(probe, everything)))
+        fixed[cls] = cls
+        if (theirs & ~ours).any():
+            fixed[cls] = f"[{cls}--[{_ranges(theirs & ~ours)}]]"
+        if (ours & ~theirs).any():
+            fixed[cls] = f"[{fixed[cls]}{_ranges(ours & ~theirs)}]"
+    pattern = GPT2_PATTERN.replace(r"\S", r"[^\s]")
+    for cls, new in fixed.items():
+        pattern = pattern.replace(cls, new)
+    # Check the rewritten classes: tiktoken must now match exactly what `regex` matches.
+    for cls, probe in _CLASSES.items():
+        if _tiktoken_matches(f"{fixed[cls]}+", everything) != "".join(
+            regex.findall(probe, everything)
+        ):
+            return None
+    return pattern
+
+
+def _all_characters() -> str:
     codes = np.arange(0x110000, dtype="<u4")
     codes = codes[(codes < 0xD800) | (codes > 0xDFFF)]  # surrogates are not characters
-    everything = codes.tobytes().decode("utf-32-le")
+    return codes.tobytes().decode("utf-32-le")
+
+
+def _tiktoken_matches(pattern: str, text: str) -> str:
+    """The characters of `text` inside the pieces that tiktoken's regex engine matches."""
     ranks = {bytes([b]): b for b in range(256)}
-    differ = np.zeros(0x110000, dtype=bool)
-    for cls in (r"\p{L}+", r"\p{N}+", r"\s+"):
-        probe = tiktoken.Encoding("probe", pat_str=cls, mergeable_ranks=ranks, special_tokens={})
-        theirs = probe.decode_bytes(probe.encode_ordinary(everything)).decode("utf-8")
-        ours = "".join(regex.findall(cls, everything))
-        if theirs != ours:
-            differ[_code_points(theirs)] ^= True
-            differ[_code_points(ours)] ^= True
-    if not differ.any():
-        return None
-    # Runs of consecutive code points become ranges of one character class.
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], differ.astype(np.int8), [0]])))
-    ranges = [f"\\U{a:08x}-\\U{b - 1:08x}" for a, b in zip(edges[::2], edges[1::2], strict=True)]
-    return regex.compile("[" + "".join(ranges) + "]")
+    probe = tiktoken.Encoding("probe", pat_str=pattern, mergeable_ranks=ranks, special_tokens={})
+    return probe.decode_bytes(probe.encode_ordinary(text)).decode("utf-8")
 
 
-def _code_points(text: str) -> np.ndarray:
-    return np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
+def _code_point_mask(text: str) -> np.ndarray:
+    mask = np.zeros(0x110000, dtype=bool)
+    mask[np.frombuffer(text.encode("utf-32-le"), dtype="<u4")] = True
+    return mask
+
+
+def _ranges(mask: np.ndarray) -> str:
+    """The code points set in `mask` as character-class ranges in Rust regex syntax."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    return "".join(
+        f"\\x{{{a:x}}}-\\x{{{b - 1:x}}}" for a, b in zip(edges[::2], edges[1::2], strict=True)
+    )
 
 
 def find_cut(text: str, special_tokens: Sequence[str]) -> int:
