@@ -210,8 +210,6 @@ def learn_merges(
         for pair in pairwise(word):
             pair_counts[pair] += freq
             pair_words[pair].add(wi)
-    pair_counts = dict(pair_counts)
-    pair_words = dict(pair_words)
 
     token_ids = {tok: i for i, tok in enumerate(tokens[:256])}
     keys = [_reverse_key(tok) for tok in tokens]
@@ -250,8 +248,8 @@ def merge_pair(
     freqs: list[int],
     pair: Pair,
     new: int,
-    pair_counts: dict[Pair, int],
-    pair_words: dict[Pair, set[int]],
+    pair_counts: defaultdict[Pair, int],
+    pair_words: defaultdict[Pair, set[int]],
 ) -> set[Pair]:
     """Replace every occurrence of `pair` with `new` in the words that contain it.
 
@@ -261,9 +259,10 @@ def merge_pair(
     """
     a, b = pair
     grown: set[Pair] = set()
-    get_count = pair_counts.get
     for wi in pair_words.pop(pair):
         word = words[wi]
+        if a not in word:
+            continue
         i = _find_pair(word, a, b, 0)
         if i < 0:
             continue
@@ -279,18 +278,18 @@ def merge_pair(
                     left = word[i - 1]
                     pair_counts[(left, a)] -= freq
                     p = (left, new)
-                pair_counts[p] = get_count(p, 0) + freq
-                pair_words.setdefault(p, set()).add(wi)
+                pair_counts[p] += freq
+                pair_words[p].add(wi)
                 grown.add(p)
             if i + 2 < n:
                 pair_counts[(b, word[i + 2])] -= freq
             out.append(new)
             end = i + 2
-            i = _find_pair(word, a, b, end)
+            i = _find_pair(word, a, b, end) if end < n - 1 else -1
             if end < n and i != end:
                 p = (new, word[end])
-                pair_counts[p] = get_count(p, 0) + freq
-                pair_words.setdefault(p, set()).add(wi)
+                pair_counts[p] += freq
+                pair_words[p].add(wi)
                 grown.add(p)
                 out.extend(word[end : i if i >= 0 else n])
         words[wi] = out
