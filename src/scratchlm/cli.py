@@ -233,6 +233,341 @@ def run_tokenize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _posttrain_flags(p: argparse.ArgumentParser, stage: str) -> None:
+    """Flags every post-training stage shares: output, config file, resume and overrides."""
+    p.add_argument("--out", metavar="DIR", help=f"run directory (default runs/{stage})")
+    p.add_argument("--config", default=None, metavar="FILE", help="YAML or JSON config file")
+    p.add_argument(
+        "--resume", default=None, metavar="latest|PATH", help="continue from a checkpoint of --out"
+    )
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="config overrides, e.g. loop.steps=300 optimizer.lr=1e-4",
+    )
+
+
+def _stage_config(cls: type, args: argparse.Namespace, **flags: object) -> object:
+    """A stage's config: the file (if any), then the overrides, then the flags that were given."""
+    from dataclasses import replace
+
+    from scratchlm.config import load_config
+
+    cfg = load_config(cls, args.config, args.overrides)
+    return replace(cfg, **{key: value for key, value in flags.items() if value is not None})
+
+
+def _print_summary(summary: dict) -> None:
+    numbers = ", ".join(f"{k} {v:.4g}" for k, v in summary.items() if isinstance(v, float))
+    print(f"{summary['stage']} finished at step {summary['step']}: {numbers}")
+    print(f"checkpoint: {summary['checkpoint']}")
+
+
+def add_sft(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sft",
+        help="supervised fine-tuning on chat records (JSONL)",
+        description='Fine-tune --base on conversations, one per line: {"messages": [{"role": ..., '
+        '"content": ...}, ...]} or {"prompt": ..., "response": ...}. The loss covers the '
+        "assistant's tokens only. The chat tokens are added and the model grows to match.",
+    )
+    p.add_argument("--base", required=True, metavar="CHECKPOINT", help="checkpoint or run dir")
+    p.add_argument("--data", required=True, metavar="FILE.jsonl", help="chat records")
+    p.add_argument("--skip-malformed", action="store_true", help="skip and count bad lines")
+    _posttrain_flags(p, "sft")
+    p.set_defaults(func=run_sft)
+
+
+def run_sft(args: argparse.Namespace) -> int:
+    from scratchlm.posttrain.sft import SFTConfig
+    from scratchlm.posttrain.sft import run_sft as sft
+
+    cfg = _stage_config(
+        SFTConfig,
+        args,
+        base=args.base,
+        data=args.data,
+        out_dir=args.out,
+        skip_malformed=args.skip_malformed or None,
+    )
+    _print_summary(sft(cfg, resume=args.resume))
+    return 0
+
+
+def add_dpo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "dpo",
+        help="direct preference optimisation on (prompt, chosen, rejected) records",
+        description='Train --policy on preference pairs, one per line: {"prompt": ..., "chosen": '
+        '..., "rejected": ...}, against a frozen reference (the starting policy unless '
+        "--reference is given).",
+    )
+    p.add_argument("--policy", required=True, metavar="CHECKPOINT", help="usually the SFT output")
+    p.add_argument("--data", required=True, metavar="FILE.jsonl", help="preference records")
+    p.add_argument("--reference", default=None, metavar="CHECKPOINT", help="same model shape")
+    p.add_argument("--skip-malformed", action="store_true", help="skip and count bad lines")
+    _posttrain_flags(p, "dpo")
+    p.set_defaults(func=run_dpo)
+
+
+def run_dpo(args: argparse.Namespace) -> int:
+    from scratchlm.posttrain.dpo import DPOConfig
+    from scratchlm.posttrain.dpo import run_dpo as dpo
+
+    cfg = _stage_config(
+        DPOConfig,
+        args,
+        policy=args.policy,
+        data=args.data,
+        out_dir=args.out,
+        reference=args.reference,
+        skip_malformed=args.skip_malformed or None,
+    )
+    _print_summary(dpo(cfg, resume=args.resume))
+    return 0
+
+
+def add_grpo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "grpo",
+        help="reinforcement learning from a verifiable reward (group relative policy optimisation)",
+        description="Sample groups of answers from --policy to the task's prompts, score them with "
+        "the task's reward, and push up the better ones of each group.",
+    )
+    p.add_argument("--policy", required=True, metavar="CHECKPOINT", help="usually the SFT output")
+    p.add_argument("--task", default="default", metavar="NAME", help="task (default: default)")
+    _posttrain_flags(p, "grpo")
+    p.set_defaults(func=run_grpo)
+
+
+def run_grpo(args: argparse.Namespace) -> int:
+    from scratchlm.posttrain.grpo import GRPOConfig
+    from scratchlm.posttrain.grpo import run_grpo as grpo
+
+    cfg = _stage_config(GRPOConfig, args, policy=args.policy, task=args.task, out_dir=args.out)
+    _print_summary(grpo(cfg, resume=args.resume))
+    return 0
+
+
+def add_task(sub: argparse._SubParsersAction) -> None:
+    task = sub.add_parser("task", help="the offline default post-training task")
+    task_sub = task.add_subparsers(dest="task_command", required=True, metavar="TASK_COMMAND")
+    make = task_sub.add_parser(
+        "make",
+        help="write sft.jsonl and preference.jsonl for the default task",
+        description="Seeded instructions with checkable constraints (stories that must name given "
+        "words, small arithmetic): demonstrations for SFT and (chosen, rejected) pairs for DPO.",
+    )
+    make.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
+    make.add_argument("--n-sft", type=int, default=4000, help="SFT records (default 4000)")
+    make.add_argument(
+        "--n-preference", type=int, default=2000, help="preference pairs (default 2000)"
+    )
+    make.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    make.set_defaults(func=run_task_make)
+    ev = task_sub.add_parser(
+        "eval",
+        help="constraint-satisfaction rate of a checkpoint on the default task",
+        description="Greedy answers to seeded held-out instructions, in the chat template; "
+        "prints the fraction that meet every constraint.",
+    )
+    ev.add_argument("--checkpoint", required=True, metavar="DIR", help="checkpoint or run dir")
+    ev.add_argument("--n", type=int, default=200, help="instructions (default 200)")
+    ev.add_argument("--seed", type=int, default=None, help="instruction seed (default 1234)")
+    ev.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (default auto)")
+    ev.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the result")
+    ev.set_defaults(func=run_task_eval)
+
+
+def run_task_make(args: argparse.Namespace) -> int:
+    from scratchlm.eval.tasks import write_task_files
+
+    if args.n_sft < 1 or args.n_preference < 1:
+        raise ValueError("--n-sft and --n-preference must be >= 1")
+    paths = write_task_files(args.out, args.n_sft, args.n_preference, args.seed)
+    print(f"wrote {paths['sft']} ({args.n_sft} records), {paths['preference']} "
+          f"({args.n_preference} pairs)")  # fmt: skip
+    return 0
+
+
+def run_task_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from scratchlm.eval.tasks import EVAL_SEED
+    from scratchlm.posttrain.evaluate import evaluate_task
+
+    seed = EVAL_SEED if args.seed is None else args.seed
+    result = evaluate_task(args.checkpoint, args.n, seed, args.device)
+    for sample in result["samples"]:
+        print(f"Q: {sample['prompt']}\nA: {sample['answer']!r} (score {sample['score']:.2f})\n")
+    kinds = ", ".join(f"{k[5:]} {v:.3f}" for k, v in result.items() if k.startswith("rate_"))
+    print(f"satisfaction rate {result['rate']:.3f} ({kinds}) on {result['n']} instructions, "
+          f"mean score {result['mean_score']:.3f}; {result['checkpoint']}")  # fmt: skip
+    if args.json is not None:
+        tmp = args.json.with_name(args.json.name + ".tmp")
+        tmp.write_text(json.dumps(result, indent=2) + "\n")
+        tmp.replace(args.json)
+    return 0
+
+
+def add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="pretrain a TransformerLM on token files",
+        description="Pretrain the model of --config on its token files. Under torchrun each "
+        "process takes one device; the global batch is batch_size x grad_accum x processes "
+        "sequences. Ctrl-C (or SIGTERM) finishes the step, saves a checkpoint and exits.",
+    )
+    p.add_argument(
+        "--config", required=True, metavar="FILE", help="YAML or JSON config (see configs/)"
+    )
+    p.add_argument(
+        "--resume",
+        default=None,
+        metavar="latest|PATH",
+        help="continue from the newest checkpoint of the run directory, or from a checkpoint dir",
+    )
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="SECTION.KEY=VALUE",
+        help="config overrides, e.g. training.steps=50 optimizer.lr=1e-3 training.device=cpu",
+    )
+    p.set_defaults(func=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from scratchlm.config import load_config
+    from scratchlm.train.pretrain import PretrainConfig, pretrain
+
+    summary = pretrain(load_config(PretrainConfig, args.config, args.overrides), args.resume)
+    if int(os.environ.get("RANK", "0")) == 0:
+        numbers = ", ".join(f"{k} {v:.4g}" for k, v in summary.items() if isinstance(v, float))
+        print(f"train finished at step {summary['step']}: {numbers}")
+        print(f"run dir: {summary['run_dir']}; checkpoint: {summary['checkpoint']}")
+    return 0
+
+
+def _sampling_flags(p: argparse.ArgumentParser, max_new_tokens: int) -> None:
+    """Flags shared by generate and chat."""
+    p.add_argument("--checkpoint", required=True, metavar="DIR", help="checkpoint or run dir")
+    p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy (default 0.8)")
+    p.add_argument("--top-k", type=int, default=None, help="keep the k most likely (default off)")
+    p.add_argument("--top-p", type=float, default=0.95, help="nucleus mass (default 0.95)")
+    p.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=max_new_tokens,
+        help=f"per reply, at most the context left (default {max_new_tokens})",
+    )
+    p.add_argument("--seed", type=int, default=None, help="sampling seed (default random)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (default auto)")
+
+
+def add_generate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "generate",
+        help="continue a prompt with a checkpoint, streamed to the terminal",
+        description="Continue --prompt with the model (KV-cached sampling) and print the text "
+        "as it is generated. Stops at the end-of-text token, a --stop string or --max-new-tokens.",
+    )
+    _sampling_flags(p, max_new_tokens=256)
+    p.add_argument("--prompt", required=True, help="text to continue ('' starts from scratch)")
+    p.add_argument("--stop", action="append", default=[], metavar="TEXT", help="stop string")
+    p.set_defaults(func=run_generate)
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from scratchlm.inference.engine import Engine
+    from scratchlm.serve.chat_cli import generate_to_terminal, sampling_from_args
+
+    engine = Engine.from_checkpoint(args.checkpoint, args.device)
+    sampling = sampling_from_args(args)
+    return generate_to_terminal(engine, args.prompt, sampling, tuple(args.stop), args.seed)
+
+
+def add_chat(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "chat",
+        help="multi-turn chat with a checkpoint in the terminal",
+        description="A chat REPL: the chat template for a post-trained checkpoint, plain "
+        "continuation for a base model. /reset forgets the conversation, /exit quits.",
+    )
+    _sampling_flags(p, max_new_tokens=200)
+    p.add_argument("--system", default=None, help="a system message opening the conversation")
+    p.set_defaults(func=run_chat)
+
+
+def run_chat(args: argparse.Namespace) -> int:
+    from scratchlm.inference.engine import Engine
+    from scratchlm.serve.chat_cli import chat_repl, sampling_from_args
+
+    engine = Engine.from_checkpoint(args.checkpoint, args.device)
+    return chat_repl(engine, sampling_from_args(args), args.system, args.seed)
+
+
+def add_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="OpenAI-compatible HTTP API and a chat page for a checkpoint",
+        description="Serve /v1/completions, /v1/chat/completions (stream: true as server-sent "
+        "events), /v1/models, /health, and a chat page at /. Binds 127.0.0.1 unless --host says "
+        "otherwise.",
+    )
+    p.add_argument("--checkpoint", required=True, metavar="DIR", help="checkpoint or run dir")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (default auto)")
+    p.add_argument("--max-tokens", type=int, default=1024, help="cap on max_tokens (1024)")
+    p.set_defaults(func=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from scratchlm.serve.http import ServerLimits, serve
+
+    if args.max_tokens < 1:
+        raise ValueError(f"--max-tokens must be >= 1, got {args.max_tokens}")
+    serve(args.checkpoint, args.host, args.port, args.device, ServerLimits(args.max_tokens))
+    return 0
+
+
+def add_export_hf(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export-hf",
+        help="write a checkpoint as a Hugging Face LlamaForCausalLM directory",
+        description="Write safetensors weights, config.json (LlamaForCausalLM) and tokenizer "
+        "files that transformers' AutoModelForCausalLM / AutoTokenizer load offline.",
+    )
+    p.add_argument("--checkpoint", required=True, metavar="DIR", help="checkpoint or run dir")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="new output directory")
+    p.set_defaults(func=run_export_hf)
+
+
+def run_export_hf(args: argparse.Namespace) -> int:
+    from scratchlm.export.hf import export_hf
+
+    print(f"exported to {export_hf(args.checkpoint, args.out)}")
+    return 0
+
+
+def add_import_hf(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "import-hf",
+        help="read a Hugging Face Llama directory (as export-hf writes) into a checkpoint",
+    )
+    p.add_argument("hf_dir", type=Path, metavar="HF_DIR", help="the Hugging Face model directory")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="new checkpoint dir")
+    p.set_defaults(func=run_import_hf)
+
+
+def run_import_hf(args: argparse.Namespace) -> int:
+    from scratchlm.export.hf import import_hf
+
+    print(f"checkpoint written to {import_hf(args.hf_dir, args.out)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scratchlm", description="Train language models from scratch."
@@ -242,5 +577,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_data(sub)
     add_train_tokenizer(sub)
     add_tokenize(sub)
+    add_sft(sub)
+    add_dpo(sub)
+    add_grpo(sub)
+    add_task(sub)
+    add_train(sub)
+    add_generate(sub)
+    add_chat(sub)
+    add_serve(sub)
+    add_export_hf(sub)
+    add_import_hf(sub)
     del sub
     return parser

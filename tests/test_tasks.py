@@ -1,0 +1,100 @@
+"""The default task: seeded instructions, the checker, demonstrations, pairs and evaluation."""
+
+import json
+from pathlib import Path
+
+import pytest
+from posttrain_helpers import make_base_checkpoint
+
+from scratchlm.eval.tasks import (
+    get_task,
+    make_instructions,
+    math_instruction,
+    parse_instruction,
+    preference_records,
+    reward,
+    score,
+    sft_records,
+    story_instruction,
+    write_task_files,
+)
+from scratchlm.posttrain.evaluate import evaluate_task
+
+
+def test_instructions_are_seeded_and_varied() -> None:
+    first = make_instructions(50, seed=3)
+    assert first == make_instructions(50, seed=3)
+    assert first != make_instructions(50, seed=4)
+    kinds = {i.kind for i in first}
+    assert kinds == {"story", "arithmetic"}
+    assert len({i.prompt for i in first}) > 40
+
+
+def test_every_prompt_parses_back_to_its_constraints() -> None:
+    for instruction in make_instructions(200, seed=0):
+        assert parse_instruction(instruction.prompt) == instruction
+    with pytest.raises(ValueError, match="not a default-task instruction"):
+        parse_instruction("Tell me a joke.")
+
+
+def test_story_reward_counts_whole_words_case_insensitively() -> None:
+    prompt = story_instruction("Mia", "owl", "kite").prompt
+    assert prompt == "Write a short story about Mia and an owl that includes the word kite."
+    assert reward(prompt, "MIA saw an Owl. The owl had a kite.") == 1.0
+    assert reward(prompt, "Mia saw an owl.") == pytest.approx(2 / 3)
+    assert reward(prompt, "Mia saw owls and kites.") == pytest.approx(1 / 3)  # whole words only
+    assert reward(prompt, "Amia bowled a kitesurf.") == 0.0
+
+
+def test_arithmetic_reward_checks_the_last_integer() -> None:
+    prompt = math_instruction(17, "-", 9).prompt
+    assert prompt == "What is 17 - 9?"
+    assert reward(prompt, "17 - 9 = 8.") == 1.0
+    assert reward(prompt, "The answer is 8") == 1.0
+    assert reward(prompt, "8, no wait, 9") == 0.0
+    assert reward(prompt, "eight") == 0.0
+
+
+def test_demonstrations_satisfy_and_rejected_answers_do_not() -> None:
+    for record in sft_records(40, seed=1):
+        user, assistant = record["messages"]
+        assert reward(user["content"], assistant["content"]) == 1.0
+    for record in preference_records(40, seed=2):
+        assert reward(record["prompt"], record["chosen"]) == 1.0
+        assert reward(record["prompt"], record["rejected"]) < 1.0
+        assert record["chosen"] != record["rejected"]
+
+
+def test_story_demonstrations_stay_short() -> None:
+    answers = [r["messages"][1]["content"] for r in sft_records(60, seed=5)]
+    stories = [a for a in answers if not a[0].isdigit()]
+    assert stories and max(len(a.split()) for a in stories) < 200
+
+
+def test_task_files_are_written_and_deterministic(tmp_path: Path) -> None:
+    paths = write_task_files(tmp_path / "a", n_sft=20, n_preference=10, seed=0)
+    again = write_task_files(tmp_path / "b", n_sft=20, n_preference=10, seed=0)
+    for name in ("sft", "preference"):
+        assert paths[name].read_text() == again[name].read_text()
+    sft = [json.loads(line) for line in paths["sft"].read_text().splitlines()]
+    pref = [json.loads(line) for line in paths["preference"].read_text().splitlines()]
+    assert len(sft) == 20 and len(pref) == 10
+    assert set(pref[0]) == {"prompt", "chosen", "rejected"}
+    assert not list((tmp_path / "a").glob(".*tmp*"))
+
+
+def test_default_task_is_registered() -> None:
+    task = get_task("default")
+    prompts = task.prompts(5, 0)
+    assert prompts == [i.prompt for i in make_instructions(5, 0)]
+    with pytest.raises(ValueError, match="unknown task 'nope'"):
+        get_task("nope")
+
+
+def test_evaluate_task_reports_a_rate(tmp_path: Path, corpus_text: str) -> None:
+    base = make_base_checkpoint(tmp_path, corpus_text, context_length=96)
+    result = evaluate_task(base.parent.parent, n=6, seed=0, device="cpu", max_new_tokens=8)
+    assert 0.0 <= result["rate"] <= 1.0 and result["n"] == 6
+    assert result["checkpoint"] == str(base)
+    assert len(result["samples"]) == 4 and all(0 <= s["score"] <= 1 for s in result["samples"])
+    assert score(make_instructions(1, 0)[0], "") == 0.0
