@@ -54,16 +54,17 @@ def cross_entropy(
 ) -> Tensor:
     """Cross-entropy of integer targets under softmax(logits), like `F.cross_entropy`.
 
-    logits: (..., V), any float dtype (computed in fp32); targets: (...) int64, where a target equal
-    to `ignore_index` (e.g. a masked prompt token or padding) contributes neither loss nor gradient.
-    reduction "mean" averages over the non-ignored targets (NaN when every target is ignored, as in
-    torch), "sum" adds them, "none" returns the per-target losses with shape (...) and 0 where
-    ignored. A target outside [0, V) that is not ignore_index makes the gather raise.
+    logits: (..., V), any float dtype, computed in fp32 (fp64 stays fp64); targets: (...) int64,
+    where a target equal to `ignore_index` (e.g. a masked prompt token or padding) contributes
+    neither loss nor gradient. reduction "mean" averages over the non-ignored targets (NaN when
+    every target is ignored, as in torch), "sum" adds them, "none" returns the per-target losses
+    with shape (...) and 0 where ignored. A target outside [0, V) that is not ignore_index makes
+    the gather raise.
     """
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     vocab_size = logits.shape[-1]
-    x = logits.reshape(-1, vocab_size).float()
+    x = logits.reshape(-1, vocab_size).to(torch.promote_types(logits.dtype, torch.float32))
     flat = targets.reshape(-1)
     valid = flat != ignore_index
     nll = _TokenNLL.apply(x, flat.where(valid, 0), valid.to(x.dtype))

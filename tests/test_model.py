@@ -1,0 +1,263 @@
+"""TransformerLM, its parts and its config, checked against torch references and invariants."""
+
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+from scratchlm.model import KVCache, ModelConfig, TransformerLM, reference_attention
+from scratchlm.model.config import PRESETS
+from scratchlm.model.transformer import Embedding, Linear, RMSNorm, RotaryEmbedding, apply_rotary
+
+TINY = dict(vocab_size=97, context_length=32, num_layers=2, d_model=32, num_heads=4)
+
+
+def build(seed: int = 0, **overrides) -> TransformerLM:
+    torch.manual_seed(seed)
+    return TransformerLM(**{**TINY, **overrides})
+
+
+def ids(shape: tuple[int, int], seed: int = 1, vocab: int = 97) -> torch.Tensor:
+    return torch.randint(0, vocab, shape, generator=torch.Generator().manual_seed(seed))
+
+
+# ------------------------------------------------------------------------------------------ config
+
+
+def test_config_defaults_and_json_round_trip() -> None:
+    cfg = ModelConfig(vocab_size=100, context_length=16, num_layers=2, d_model=512, num_heads=8)
+    assert cfg.d_ff == 1408  # 8/3 * 512 = 1365.3, rounded up to a multiple of 64
+    assert cfg.num_kv_heads == 8
+    assert ModelConfig(**{**cfg.to_dict(), "d_ff": None, "ffn_type": "silu"}).d_ff == 2048
+    assert ModelConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    odd = ModelConfig(100, 16, 2, 64, 4, rope_theta=None, post_norm=None, num_kv_heads=2)
+    assert ModelConfig.from_dict(json.loads(json.dumps(odd.to_dict()))) == odd
+    for preset in PRESETS.values():
+        assert isinstance(preset(), ModelConfig)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"num_heads": 5}, "divisible by model.num_heads"),
+        ({"num_kv_heads": 3}, "num_kv_heads"),
+        ({"d_model": 12, "num_heads": 4}, "even head dim"),
+        ({"ffn_type": "relu"}, "ffn_type"),
+        ({"num_layers": 0}, "num_layers"),
+        ({"d_ff": -1}, "d_ff"),
+    ],
+)
+def test_config_rejects_bad_values(overrides: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ModelConfig(**{**TINY, **overrides})
+
+
+def test_config_from_dict_rejects_unknown_keys() -> None:
+    with pytest.raises(ValueError, match="unknown model config keys"):
+        ModelConfig.from_dict({**TINY, "n_layers": 3})
+
+
+VARIANTS = [
+    {},
+    {"tie_embeddings": True},
+    {"rope_theta": None},
+    {"num_kv_heads": 2, "qk_norm": True},
+    {"post_norm": True, "ffn_type": "silu"},
+    {"post_norm": None, "d_ff": 40},
+]
+
+
+@pytest.mark.parametrize("overrides", VARIANTS)
+def test_num_params_matches_the_module(overrides: dict) -> None:
+    model = build(**overrides)
+    cfg = model.config
+    assert cfg.num_params() == sum(p.numel() for p in model.parameters())
+    lookup = cfg.vocab_size * cfg.d_model + (
+        cfg.context_length * cfg.d_model if cfg.rope_theta is None else 0
+    )
+    assert cfg.num_params(include_embeddings=False) == cfg.num_params() - lookup
+
+
+@pytest.mark.parametrize("overrides", [{}, {"tie_embeddings": True, "num_kv_heads": 1}])
+def test_flops_per_token_matches_torch_flop_counter(overrides: dict) -> None:
+    model = build(**overrides)
+    cfg = model.config
+    batch = 2
+    # The math backend computes attention with bmm calls, which the counter sees.
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        model(ids((batch, cfg.context_length))).sum().backward()
+    measured = counter.get_total_flops() / (batch * cfg.context_length)
+    # The counter sees matmuls only; our count also includes the RMSNorm gains (6 FLOPs each).
+    norm_gains = cfg.num_layers * 2 * cfg.d_model + cfg.d_model
+    assert measured == cfg.flops_per_token() - 6 * norm_gains
+
+
+# ------------------------------------------------------------------------------------------ parts
+
+
+def test_linear_and_embedding_init() -> None:
+    torch.manual_seed(0)
+    fused = Linear(256, (512, 128))
+    for block, out in zip(fused.weight.split((512, 128)), (512, 128), strict=True):
+        std = math.sqrt(2 / (256 + out))
+        assert abs(block.std().item() / std - 1) < 0.05  # truncation at 3 std shrinks std by ~1%
+        assert block.abs().max() <= 3 * std
+    emb = Embedding(1000, 64)
+    assert abs(emb.weight.std().item() - 1) < 0.02 and emb.weight.abs().max() <= 3
+    x = torch.randn(3, 256)
+    torch.testing.assert_close(fused(x), x @ fused.weight.T)
+
+
+def test_rmsnorm_matches_torch() -> None:
+    ours, ref = RMSNorm(48), torch.nn.RMSNorm(48, eps=1e-5)
+    with torch.no_grad():
+        ours.weight.copy_(torch.randn(48))
+        ref.weight.copy_(ours.weight)
+    x = torch.randn(2, 5, 48) * 30
+    torch.testing.assert_close(ours(x), ref(x))
+    assert ours.bfloat16()(x.bfloat16()).dtype == torch.bfloat16
+
+
+def test_rotary_is_a_complex_rotation_of_half_split_pairs() -> None:
+    head_dim, theta = 16, 500.0
+    rope = RotaryEmbedding(head_dim, context_length=20, theta=theta)
+    x = torch.randn(2, 3, 20, head_dim, dtype=torch.float64)
+    positions = torch.arange(20)
+    cos, sin = rope(positions)
+    ours = apply_rotary(x, cos.double(), sin.double())
+    # Reference: pair i is the complex x[i] + 1j x[i + Dh/2], turned by pos * theta^(-2i / Dh).
+    half = head_dim // 2
+    z = torch.complex(x[..., :half], x[..., half:])
+    freqs = theta ** (-torch.arange(half, dtype=torch.float64) * 2 / head_dim)
+    turned = z * torch.polar(torch.ones(20, half, dtype=torch.float64), positions[:, None] * freqs)
+    torch.testing.assert_close(
+        ours, torch.cat((turned.real, turned.imag), dim=-1), atol=1e-5, rtol=0
+    )
+
+
+def test_rotary_scores_depend_only_on_relative_position() -> None:
+    rope = RotaryEmbedding(8, context_length=64, theta=10000.0)
+    q, k = torch.randn(8), torch.randn(8)
+
+    def score(m: int, n: int) -> torch.Tensor:
+        cos_m, sin_m = rope(torch.tensor([m]))
+        cos_n, sin_n = rope(torch.tensor([n]))
+        return (apply_rotary(q, cos_m, sin_m) * apply_rotary(k, cos_n, sin_n)).sum()
+
+    torch.testing.assert_close(score(5, 2), score(40, 37))
+    torch.testing.assert_close(score(9, 9), (q * k).sum())
+
+
+@pytest.mark.parametrize(("heads", "kv_heads"), [(4, 4), (4, 2), (6, 1)])
+def test_sdpa_attention_matches_reference(heads: int, kv_heads: int) -> None:
+    gen = torch.Generator().manual_seed(0)
+    q = torch.randn(2, heads, 9, 16, generator=gen)
+    k, v = torch.randn(2, 2, kv_heads, 9, 16, generator=gen)
+    sdpa = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=heads != kv_heads)
+    torch.testing.assert_close(reference_attention(q, k, v), sdpa)
+    # With an offset mask: the 3 queries sit after 6 cached keys.
+    mask = torch.ones(3, 9, dtype=torch.bool).tril(diagonal=6)
+    sdpa = F.scaled_dot_product_attention(
+        q[:, :, 6:], k, v, attn_mask=mask, enable_gqa=heads != kv_heads
+    )
+    torch.testing.assert_close(reference_attention(q[:, :, 6:], k, v, mask), sdpa)
+
+
+# ------------------------------------------------------------------------------------------ model
+
+
+@pytest.mark.parametrize("post_norm", [False, True, None])
+@pytest.mark.parametrize("ffn_type", ["swiglu", "silu"])
+def test_every_norm_placement_and_ffn_runs_forward_and_backward(post_norm, ffn_type) -> None:
+    model = build(post_norm=post_norm, ffn_type=ffn_type)
+    logits = model(ids((2, 12)))
+    assert logits.shape == (2, 12, 97) and logits.dtype == torch.float32
+    F.cross_entropy(logits.flatten(0, 1), ids((2, 12), seed=2).flatten()).backward()
+    for name, param in model.named_parameters():
+        assert param.grad is not None and param.grad.abs().sum() > 0, name
+        assert torch.isfinite(param.grad).all(), name
+
+
+@pytest.mark.parametrize("overrides", VARIANTS)
+def test_changing_a_token_leaves_earlier_logits_unchanged(overrides: dict) -> None:
+    model = build(**overrides)
+    x = ids((2, 16))
+    y = x.clone()
+    y[:, 9] = (y[:, 9] + 1) % 97
+    a, b = model(x), model(y)
+    torch.testing.assert_close(a[:, :9], b[:, :9], rtol=0, atol=1e-6)
+    assert (a[:, 9:] - b[:, 9:]).abs().max() > 1e-3
+
+
+def test_learned_positions_are_used_and_trained() -> None:
+    model = build(rope_theta=None)
+    assert model.rotary is None and model.position_embeddings is not None
+    x = torch.full((1, 8), 5)  # same token everywhere: only position tells the rows apart
+    logits = model(x)
+    assert (logits[0, 0] - logits[0, 7]).abs().max() > 1e-3
+    logits.sum().backward()
+    grad = model.position_embeddings.weight.grad
+    assert grad is not None and grad[:8].abs().sum() > 0 and (grad[8:] == 0).all()
+
+
+@pytest.mark.parametrize(
+    "overrides", [{}, {"num_kv_heads": 2, "qk_norm": True}, {"rope_theta": None}]
+)
+def test_kv_cache_decode_equals_full_forward(overrides: dict) -> None:
+    model = build(**overrides).eval()
+    x = ids((3, 14))
+    full = model(x)
+    cache = KVCache.for_model(model.config, batch_size=3)
+    pieces = [model(x[:, :5], kv_cache=cache), model(x[:, 5:8], kv_cache=cache)]
+    pieces += [model(x[:, t : t + 1], kv_cache=cache) for t in range(8, 14)]
+    torch.testing.assert_close(torch.cat(pieces, dim=1), full, rtol=1e-5, atol=1e-5)
+    assert cache.pos == 14
+
+
+def test_kv_cache_limits_are_actionable_errors() -> None:
+    model = build()
+    cache = KVCache.for_model(model.config, batch_size=1, max_len=4)
+    with pytest.raises(ValueError, match="KV cache full"):
+        model(ids((1, 5)), kv_cache=cache)
+    with pytest.raises(ValueError, match="does not match"):
+        model(ids((2, 2)), kv_cache=cache)
+    with pytest.raises(ValueError, match="context_length"):
+        model(ids((1, 33)))
+    with pytest.raises(ValueError, match="max_len"):
+        KVCache.for_model(model.config, batch_size=1, max_len=33)
+
+
+def test_fresh_init_is_deterministic_and_matches_meta_then_init_weights() -> None:
+    a, b = build(seed=3, tie_embeddings=True), build(seed=3, tie_embeddings=True)
+    torch.manual_seed(3)
+    c = TransformerLM(**TINY, tie_embeddings=True, device="meta")
+    c.to_empty(device="cpu")
+    torch.manual_seed(3)
+    c.init_weights()
+    for (name, pa), pb, pc in zip(
+        a.state_dict().items(), b.state_dict().values(), c.state_dict().values(), strict=True
+    ):
+        assert torch.equal(pa, pb) and torch.equal(pa, pc), name
+    x = ids((1, 10))
+    torch.testing.assert_close(a(x), c(x))
+
+
+def test_tied_head_is_the_embedding_and_logits_stay_small() -> None:
+    model = build(tie_embeddings=True)
+    assert model.lm_head is None
+    x = ids((2, 10))
+    logits = model(x)
+    assert logits.std() < 5  # the tied matrix gets the head's small init, not std 1
+    logits.sum().backward()
+    assert model.token_embeddings.weight.grad is not None
+
+
+def test_from_config_and_bf16_params_give_fp32_logits() -> None:
+    cfg = ModelConfig(**TINY, num_kv_heads=2)
+    model = TransformerLM.from_config(cfg)
+    assert model.config == cfg
+    assert model.to(torch.bfloat16)(ids((1, 6))).dtype == torch.float32
