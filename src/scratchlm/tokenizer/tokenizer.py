@@ -194,24 +194,31 @@ class Tokenizer:
 
     def merge_bytes(self, data: bytes, max_rank: int | None = None) -> list[int]:
         """BPE of one pre-token's bytes, using only merges with rank < `max_rank` when given."""
-        table = self._merge_table
-        no_merge = (len(self.merges), -1)
-        limit = len(self.merges) if max_rank is None else max_rank
+        get_merge = self._merge_table.get
+        no_merge = (len(self.merges) if max_rank is None else max_rank, -1)
         ids = [self._byte_ids[b] for b in data]
         while len(ids) > 1:
-            pair = min(zip(ids, ids[1:], strict=False), key=lambda p: table.get(p, no_merge))
-            rank, merged = table.get(pair, no_merge)
-            if rank >= limit:
+            # The adjacent pair with the lowest merge rank, first occurrence.
+            best, pair = no_merge, None
+            for candidate in zip(ids, ids[1:], strict=False):
+                merge = get_merge(candidate)
+                if merge is not None and merge < best:
+                    best, pair = merge, candidate
+            if pair is None:
                 break
+            # Replace every occurrence of the pair, left to right.
+            (left, right), merged = pair, best[1]
             out: list[int] = []
-            i, n = 0, len(ids)
-            while i < n:
-                if i + 1 < n and ids[i] == pair[0] and ids[i + 1] == pair[1]:
+            i, last = 0, len(ids) - 1
+            while i < last:
+                if ids[i] == left and ids[i + 1] == right:
                     out.append(merged)
                     i += 2
                 else:
                     out.append(ids[i])
                     i += 1
+            if i == last:
+                out.append(ids[last])
             ids = out
         return ids
 
