@@ -21,35 +21,14 @@ from scratchlm.inference.text import TextAssembler
 from scratchlm.model.config import ModelConfig
 from scratchlm.model.generate import SamplingConfig, stream
 from scratchlm.model.transformer import TransformerLM
+from scratchlm.posttrain.loop import find_checkpoint
+from scratchlm.runtime import pick_device
 from scratchlm.tokenizer.chat import CHAT_SPECIAL_TOKENS, has_chat_tokens, render_prompt
 from scratchlm.tokenizer.tokenizer import Tokenizer
-from scratchlm.train.checkpoint import list_checkpoints
 
 log = logging.getLogger(__name__)
 
 END_OF_TEXT = "<|endoftext|>"
-
-
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint directory: `path` itself, or the newest checkpoint under a run directory."""
-    path = Path(path)
-    if (path / "model.safetensors").is_file():
-        return path
-    found = list_checkpoints(path / "checkpoints") or list_checkpoints(path)
-    if found:
-        return found[-1]
-    raise FileNotFoundError(
-        f"{path} is not a checkpoint (no model.safetensors) nor a run directory with checkpoints; "
-        "pass a directory written by 'scratchlm train' or 'scratchlm import-hf'"
-    )
-
-
-def default_device() -> torch.device:
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def load_model(path: Path, device: torch.device | str = "cpu") -> TransformerLM:
@@ -126,19 +105,22 @@ class Engine:
         self.text_stop_ids = tuple(ids[t] for t in (END_OF_TEXT,) if t in ids)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | None = None) -> "Engine":
-        ckpt = resolve_checkpoint(path)
+    def from_checkpoint(cls, path: str | Path, device: str = "auto") -> "Engine":
+        """Load a checkpoint directory, or the newest checkpoint of a run directory."""
+        ckpt = find_checkpoint(path)
         tokenizer_dir = ckpt / "tokenizer"
         if not tokenizer_dir.is_dir():
             raise FileNotFoundError(f"checkpoint {ckpt} has no tokenizer/ directory")
-        model = load_model(ckpt, torch.device(device) if device else default_device())
+        model = load_model(ckpt, pick_device(device))
         tokenizer = Tokenizer.from_dir(tokenizer_dir)
         if tokenizer.vocab_size > model.config.vocab_size:
             raise ValueError(
                 f"checkpoint {ckpt}: tokenizer has {tokenizer.vocab_size} ids but the model only "
                 f"{model.config.vocab_size}; the tokenizer does not belong to this model"
             )
-        engine = cls(model, tokenizer, name=ckpt.resolve().name)
+        ckpt = ckpt.resolve()
+        run = ckpt.parent.parent.name if ckpt.parent.name == "checkpoints" else None
+        engine = cls(model, tokenizer, name=f"{run}/{ckpt.name}" if run else ckpt.name)
         log.info("loaded %s on %s (chat template: %s)", ckpt, engine.device, engine.chat)
         return engine
 
