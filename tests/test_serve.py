@@ -2,6 +2,7 @@
 driven in headless Chromium (skipped when no browser is installed)."""
 
 import fcntl
+import io
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ httpx = pytest.importorskip("httpx")
 openai = pytest.importorskip("openai")
 uvicorn = pytest.importorskip("uvicorn")
 
+from scratchlm.cli import main  # noqa: E402
 from scratchlm.inference.engine import Engine  # noqa: E402
 from scratchlm.model.generate import SamplingConfig  # noqa: E402
 from scratchlm.serve.http import ServerLimits, create_app  # noqa: E402
@@ -28,9 +30,13 @@ HELLO = [{"role": "user", "content": "Hello, who are you?"}]
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
-    root = tmp_path_factory.mktemp("serve")
-    return Engine.from_checkpoint(write_tiny_checkpoint(root, chat=True), "cpu")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(write_tiny_checkpoint(tmp_path_factory.mktemp("serve"), chat=True))
+
+
+@pytest.fixture(scope="module")
+def engine(checkpoint: str) -> Engine:
+    return Engine.from_checkpoint(checkpoint, "cpu")
 
 
 @pytest.fixture(scope="module")
@@ -157,6 +163,29 @@ def test_raw_bad_requests_leave_the_server_up(base_url: str) -> None:
 def test_the_page_is_served(base_url: str) -> None:
     page = httpx.get(base_url + "/")
     assert page.status_code == 200 and 'id="prompt"' in page.text
+
+
+def test_generate_command_streams_the_greedy_text(
+    checkpoint: str, engine: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["generate", "--checkpoint", checkpoint, "--prompt", "Lily", "--temperature", "0"]
+    assert main([*argv, "--max-new-tokens", "12", "--device", "cpu"]) == 0
+    expected = engine.complete(engine.encode_text("Lily"), greedy(12)).text
+    assert capsys.readouterr().out == "Lily" + expected + "\n"
+
+
+def test_chat_command_keeps_the_conversation(
+    checkpoint: str,
+    engine: Engine,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("Hello, who are you?\nAnd then?\n/exit\n"))
+    argv = ["chat", "--checkpoint", checkpoint, "--temperature", "0"]
+    assert main([*argv, "--max-new-tokens", "8", "--device", "cpu"]) == 0
+    replies = [line for line in capsys.readouterr().out.split("you> ") if "model> " in line]
+    first = engine.complete(engine.encode_chat(HELLO), greedy(8), chat=True).text
+    assert len(replies) == 2 and replies[0] == f"model> {first}\n"
 
 
 # ----------------------------------------------------------------- the page in headless Chromium
