@@ -22,6 +22,7 @@ from scratchlm.data.synth import (
     write_corpus,
 )
 from scratchlm.data.synth_plots import PLOTS
+from scratchlm.data.synth_words import PLACES
 
 WORD = re.compile(r"[a-z]+(?:['-][a-z]+)*")
 
@@ -97,6 +98,16 @@ def test_pronouns_follow_the_hero() -> None:
     assert boy["friend"] != "Tom"
 
 
+def test_every_template_fills_and_reads_as_a_sentence() -> None:
+    slots = synth._slots(random.Random(0), None, None, None, None, False)
+    templates = [t for plot in PLOTS.values() for par in plot for beat in par for t in beat if t]
+    assert len(set(templates)) >= 400
+    for template in templates:
+        text = template.format_map(slots)
+        assert text[0].isupper() or text[0] == '"', template
+        assert text[-1] in '.!?"', template
+
+
 @pytest.mark.parametrize("plot", PLOT_NAMES)
 def test_every_plot_names_its_cast_in_beats_that_cannot_be_skipped(plot: str) -> None:
     groups = {
@@ -135,6 +146,8 @@ def test_vocabulary_lists_are_broad_and_distinct() -> None:
     for words, least in ((NAMES, 300), (ANIMAL_NAMES, 90), (OBJECT_NAMES, 150), (PLACE_NAMES, 60)):
         assert len(set(words)) == len(words) >= least
     assert not set(ANIMAL_NAMES) & set(OBJECT_NAMES)
+    for place in PLACES:
+        assert not any(s.startswith(("a ", "an ", "the ")) for s in place.sights), place
     assert len(PLOT_NAMES) >= 6
 
 
