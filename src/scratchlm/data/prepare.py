@@ -86,7 +86,8 @@ def tokenize_file(
     bar = tqdm(
         total=num_bytes, unit="B", unit_scale=True, unit_divisor=1024, desc="tokenize", disable=None
     )
-    encoded = _encode_all(tokenizer, tokenizer_dir, chunks, workers, queue_size)
+    tokenizer.encode("")  # builds (and checks) the fast path once, before workers copy it
+    encoded = _encode_all(tokenizer, chunks, workers, queue_size)
     with TokenFileWriter(output_path, tokenizer.vocab_size) as out, bar, closing(encoded):
         for ids, size in encoded:
             out.write(ids)
@@ -151,9 +152,9 @@ def _encode_chunk(tokenizer: Tokenizer, text: str) -> tuple[np.ndarray, int]:
 _worker_tokenizer: Tokenizer | None = None
 
 
-def _init_worker(tokenizer_dir: str | os.PathLike[str]) -> None:
+def _init_worker(tokenizer: Tokenizer) -> None:
     global _worker_tokenizer
-    _worker_tokenizer = Tokenizer.from_dir(tokenizer_dir)
+    _worker_tokenizer = tokenizer
 
 
 def _encode_in_worker(text: str) -> tuple[np.ndarray, int]:
@@ -163,7 +164,6 @@ def _encode_in_worker(text: str) -> tuple[np.ndarray, int]:
 
 def _encode_all(
     tokenizer: Tokenizer,
-    tokenizer_dir: str | os.PathLike[str],
     chunks: Iterator[str],
     workers: int,
     queue_size: int,
@@ -174,7 +174,7 @@ def _encode_all(
         for chunk in chunks:
             yield _encode_chunk(tokenizer, chunk)
         return
-    pool = ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(tokenizer_dir,))
+    pool = ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(tokenizer,))
     try:
         pending: deque[Future[tuple[np.ndarray, int]]] = deque()
         for chunk in chunks:
