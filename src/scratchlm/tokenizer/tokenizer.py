@@ -19,7 +19,11 @@ Two encoders give the same ids:
   in any context where its ends are token boundaries), so tiktoken can then never meet an
   adjacent pair that joins into a token some other way. Vocabularies from `train_bpe` pass,
   because training applies merges the same way; when a vocabulary does not, a warning says why
-  and `encode` uses the reference.
+  and `encode` uses the reference. Two more details keep the paths equal: tiktoken's regex
+  engine knows another Unicode version than the `regex` package, so its pattern gets the
+  difference added to or removed from each class (`tiktoken_pattern`); and tiktoken does not
+  match special tokens longest first, so when one special token starts with another, `encode`
+  splits them off itself.
 """
 
 import functools
