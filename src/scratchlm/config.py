@@ -120,11 +120,19 @@ def merge_overrides(cls: type, data: dict[str, Any], overrides: Sequence[str]) -
 
 
 def _default_dict(f: dataclasses.Field) -> dict[str, Any]:
+    """The plain data of field `f`'s default section, for overrides into a section a file omits.
+
+    Keys whose declared default is None are left out: by convention such a field is derived from the
+    others when None (a model's d_ff, num_kv_heads), so it must follow the overrides.
+    """
     if f.default_factory is not dataclasses.MISSING:
-        return to_dict(f.default_factory())
-    if f.default is not dataclasses.MISSING and f.default is not None:
-        return to_dict(f.default)
-    return {}
+        default = f.default_factory()
+    elif f.default is not dataclasses.MISSING and f.default is not None:
+        default = f.default
+    else:
+        return {}
+    unset = {g.name for g in dataclasses.fields(default) if g.default is None}
+    return {k: v for k, v in to_dict(default).items() if k not in unset}
 
 
 def parse_value(text: str, annotation: Any, key: str = "value") -> Any:

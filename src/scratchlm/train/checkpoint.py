@@ -16,6 +16,7 @@ unpickles code: safetensors for weights, `torch.load(weights_only=True)` for the
 import hashlib
 import json
 import os
+import pickle
 import random
 import shutil
 from dataclasses import dataclass
@@ -153,6 +154,9 @@ def load_checkpoint(path: Path) -> Checkpoint:
         ) from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"checkpoint {path} has a corrupt JSON file: {exc}") from None
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ValueError(f"refusing to load {path}: it holds more than tensors ({first})") from None
 
 
 def check_compatible(
