@@ -73,11 +73,13 @@ def adamw_update_(
     torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1.0 - beta2)
     if weight_decay != 0.0:
         torch._foreach_mul_(params, 1.0 - lr * weight_decay)
+    # m_hat / (sqrt(v_hat) + eps) = (c2 / c1) * m / (sqrt(v) + eps * c2), with c1 = 1 - beta1**t
+    # and c2 = sqrt(1 - beta2**t): the same value with one pass over v fewer.
     corrections = [bias_corrections(t, beta1, beta2) for t in steps]
     denoms = torch._foreach_sqrt(exp_avg_sqs)
-    torch._foreach_div_(denoms, [c2 for _, c2 in corrections])
-    torch._foreach_add_(denoms, eps)
-    torch._foreach_addcdiv_(params, exp_avgs, denoms, [-lr / c1 for c1, _ in corrections])
+    torch._foreach_add_(denoms, [eps * c2 for _, c2 in corrections])
+    step_sizes = [-lr * c2 / c1 for c1, c2 in corrections]
+    torch._foreach_addcdiv_(params, exp_avgs, denoms, step_sizes)
 
 
 def adamw_group_step(group: dict[str, Any], state: dict[Tensor, dict[str, Any]]) -> None:

@@ -107,8 +107,7 @@ class Muon(Optimizer):
     "params" and "use_muon". Keys a group leaves out take the defaults below: `lr` for AdamW
     groups and `muon_lr` for Muon groups; `weight_decay` for both; `momentum`, `nesterov` and
     `ns_steps` for Muon groups (and `split_sizes`, default None); `betas` and `eps` for AdamW
-    groups. `lr` is the base that a
-    schedule sets (each group's `lr_scale` is its lr / `lr`).
+    groups. `lr` is the base that a schedule sets (each group's `lr_scale` is its lr / `lr`).
     """
 
     def __init__(
