@@ -164,8 +164,8 @@ def run_train_tokenizer(args: argparse.Namespace) -> int:
         f"{worker_mib:.0f} MiB (largest worker)"
     )
     print(
-        f"vocab size {len(vocab):,}: 256 bytes, {len(args.special_tokens)} special, "
-        f"{len(vocab) - 256 - len(args.special_tokens):,} merged ({len(merges):,} merges)"
+        f"vocab size {len(vocab):,} (256 bytes + {len(args.special_tokens)} special + "
+        f"{len(vocab) - 256 - len(args.special_tokens):,} merged)"
     )
     merged_ids = range(256 + len(args.special_tokens), len(vocab))
     if merged_ids:
