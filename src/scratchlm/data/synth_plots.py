@@ -159,8 +159,8 @@ STUCK: tuple[Paragraph, ...] = (
             "Then a big gust of wind came, and the {obj} flew up into a tall tree. It was "
             "stuck on a high branch!",
             "But {hero} threw the {obj} too high, and it got stuck on the roof of a shed.",
-            "Oops! The {obj} slipped from {hero}'s hands and rolled under a heavy log.",
-            "Suddenly, the {obj} fell into a deep hole near the {sight1}.",
+            "Oops! {hero} tossed the {obj} up, and it landed on top of a tall fence.",
+            "Suddenly, the wind blew the {obj} onto a high wall near the {sight1}.",
         ),
     ),
     (
@@ -184,11 +184,11 @@ STUCK: tuple[Paragraph, ...] = (
         (
             "{friend} found a long stick, and {hero} held {fhis} hand so {fhe} would not fall.",
             "{hero} stood on a box, and {friend} held it steady.",
-            "They pushed together, one, two, three, and it moved!",
-            "{friend} held the ladder while {hero} climbed up carefully.",
+            "{friend} let {hero} stand on {fhis} shoulders, and {hero} reached up high.",
+            "{friend} found an old ladder and held it while {hero} climbed up carefully.",
         ),
         (
-            "{Then}, {an_animal} {move} by. The {animal} {sound} and gave the {obj} a little push.",
+            "{Then}, {an_animal} {move} by. The {animal} {sound}, as if to cheer them on.",
             "{An_animal} watched them from the {sight2}. It {sound}, as if it was cheering.",
             "Even {an_animal} nearby seemed to help. It {sound} and {move} around them.",
         ),
@@ -1042,7 +1042,7 @@ DREAM: tuple[Paragraph, ...] = (
     ),
 )
 
-OUTDOOR_PLOTS = frozenset({"stuck", "trip", "careful", "race", "rescue"})
+OUTDOOR_PLOTS = frozenset({"lost_and_found", "stuck", "trip", "careful", "race", "rescue"})
 
 PLOTS: dict[str, tuple[Paragraph, ...]] = {
     "lost_and_found": LOST_AND_FOUND,
