@@ -645,7 +645,8 @@ NEW_FRIEND: tuple[Paragraph, ...] = (
     ),
     (
         (
-            '{hero} was {scared} to talk, but {he} said, "Hi. You can {use} too, if you want."',
+            '{hero} was almost too shy to talk, but {he} said, "Hi. You can {use} too, if '
+            'you want."',
             '{hero} {smiled} a little. "Do you want to play?" {he} asked.',
             "{hero} did not know what to say, so {he} held out the {obj}.",
         ),
