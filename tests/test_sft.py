@@ -2,13 +2,16 @@
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 from posttrain_helpers import make_base_checkpoint
+from safetensors.torch import load_file
 
+from scratchlm.cli import main
 from scratchlm.data.sft import collate, load_sft_examples, parse_conversation, read_jsonl
 from scratchlm.posttrain.loop import LoopConfig
 from scratchlm.posttrain.sft import SFTConfig, masked_cross_entropy, run_sft
@@ -121,3 +124,37 @@ def test_short_sft_run_lowers_held_out_loss(tmp_path: Path, corpus_text: str) ->
     saved = Tokenizer.from_dir(Path(summary["checkpoint"]) / "tokenizer")
     base_size = Tokenizer.from_dir(base / "tokenizer").vocab_size
     assert saved.special_ids["<|end|>"] == base_size + 3  # system, user, assistant, end appended
+
+
+@pytest.mark.slow
+def test_resume_continues_exactly(tmp_path: Path, corpus_text: str) -> None:
+    base = make_base_checkpoint(tmp_path, corpus_text)
+    data = write_jsonl(tmp_path / "sft.jsonl", greeting_records())
+
+    def config(out: str, steps: int) -> SFTConfig:
+        loop = LoopConfig(steps=8, batch_size=4, device="cpu", eval_interval=100,
+                          checkpoint_interval=steps, log_interval=2, keep_last=2)  # fmt: skip
+        schedule = ScheduleConfig(warmup_steps=2, min_lr=1e-5)
+        return SFTConfig(base=str(base), data=str(data), out_dir=str(tmp_path / out),
+                         schedule=schedule, loop=loop)  # fmt: skip
+
+    straight = run_sft(config("straight", 8))
+    run_sft(config("split", 4), resume=None)  # saves at step 4 (and 8)
+    shutil.rmtree(tmp_path / "split" / "checkpoints" / "step_00000008")
+    resumed = run_sft(config("split", 4), resume=str(tmp_path / "split/checkpoints/step_00000004"))
+    a = load_file(str(Path(straight["checkpoint"]) / "model.safetensors"))
+    b = load_file(str(Path(resumed["checkpoint"]) / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_sft_command_line(tmp_path: Path, corpus_text: str, capsys) -> None:
+    base = make_base_checkpoint(tmp_path, corpus_text)
+    data = write_jsonl(tmp_path / "sft.jsonl", greeting_records())
+    args = ["sft", "--base", str(base), "--data", str(data), "--out", str(tmp_path / "run")]
+    overrides = ["loop.steps=2", "loop.device=cpu", "loop.batch_size=4", "schedule.warmup_steps=0"]
+    assert main(args + overrides) == 0
+    assert "sft finished at step 2" in capsys.readouterr().out
+    assert main(args + ["loop.stepz=2"]) == 2
+    assert "unknown config key 'loop.stepz'" in capsys.readouterr().err
+    assert main(args + overrides) == 2  # the run directory already has checkpoints
+    assert "--resume latest" in capsys.readouterr().err

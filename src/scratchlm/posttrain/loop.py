@@ -146,6 +146,11 @@ def setup_stage(stage: str, cfg: Any, source: str, out_dir: str, resume: str | N
     `resume` is None (fresh), "latest" or a checkpoint path of this stage's run directory.
     """
     loop: LoopConfig = cfg.loop
+    if cfg.schedule.name == "cosine" and cfg.schedule.warmup_steps >= loop.steps:
+        raise ValueError(
+            f"schedule.warmup_steps ({cfg.schedule.warmup_steps}) must be < loop.steps "
+            f"({loop.steps})"
+        )
     seed_everything(loop.seed)
     device = pick_device(loop.device)
     run_dir = Path(out_dir)
