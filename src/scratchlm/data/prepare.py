@@ -80,15 +80,17 @@ def tokenize_file(
     tokenizer = Tokenizer.from_dir(tokenizer_dir)
     separators = _separators(tokenizer, special_tokens)
 
+    tokenizer.encode("")  # builds (and checks) the fast path once, before workers copy it
+
     first: list[int] = []
     last = np.zeros(0, dtype=np.int64)
     chunks = read_chunks(dataset_path, chunk_size, separators)
-    bar = tqdm(
-        total=num_bytes, unit="B", unit_scale=True, unit_divisor=1024, desc="tokenize", disable=None
-    )
-    tokenizer.encode("")  # builds (and checks) the fast path once, before workers copy it
     encoded = _encode_all(tokenizer, chunks, workers, queue_size)
-    with TokenFileWriter(output_path, tokenizer.vocab_size) as out, bar, closing(encoded):
+    with (
+        TokenFileWriter(output_path, tokenizer.vocab_size) as out,
+        tqdm(total=num_bytes, unit="B", unit_scale=True, desc="tokenize", disable=None) as bar,
+        closing(encoded),
+    ):
         for ids, size in encoded:
             out.write(ids)
             bar.update(size)
