@@ -3,13 +3,13 @@
 Id layout (stable; the encoder and the saved files rely on it):
     0..255                  the single bytes, id == byte value
     256..256+K-1            the K special tokens, in the order given
-    256+K..vocab_size-1     merged tokens, in the order their merges were learned
+    256+K..vocab_size-1     merged tokens, in the order they were first made
 
 Training has two phases.
-1. Count pre-tokens. The file is cut into chunks just before a special token, each worker reads
-   its own byte range, splits it on special tokens and the GPT-2 regex, and returns a Counter
-   of pre-tokens; the main process sums them. Memory is bounded by the chunk size and the table
-   of distinct pre-tokens, not by the file size.
+1. Count pre-tokens. The file is cut into chunks of at most MAX_CHUNK_BYTES just before the
+   first special token; each worker reads its own byte range and returns a Counter of its
+   pre-tokens (`count_pretokens`); the main process sums them. Memory is bounded by the chunk
+   size and the table of distinct pre-tokens, not by the file size.
 2. Merge. Each distinct pre-token is a word: a list of token ids with a count. We keep the count
    of every adjacent pair, an index from each pair to the words that contain it, and a max-heap
    of pairs with lazy deletion. Each step pops the most frequent pair (ties: the
