@@ -1,11 +1,13 @@
 """GPT-2 pre-tokenization, special-token splitting and chunk boundaries."""
 
 import random
+import sys
 from collections import Counter
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
+import regex
 
 from scratchlm.tokenizer.pretokenize import (
     count_pretokens,
@@ -50,6 +52,13 @@ def test_fast_count_equals_regex_count() -> None:
         for part in split_on_special_tokens(text, [EOT])[::2]:
             expected.update(pretokenize(part))
         assert count_pretokens(text, [EOT]) == expected, repr(text)
+
+
+def test_isalpha_implies_regex_letter() -> None:
+    # count_pretokens takes str.isalpha() words as one " ?\p{L}+" pre-token without the regex.
+    letter = regex.compile(r"\p{L}")
+    chars = (chr(c) for c in range(sys.maxunicode + 1))
+    assert [c for c in chars if c.isalpha() and not letter.match(c)] == []
 
 
 def test_chunk_boundaries_land_on_special_tokens(tmp_path: Path, corpus_text: str) -> None:

@@ -57,7 +57,8 @@ def pretokenize(text: str) -> list[str]:
 def count_pretokens(text: str, special_tokens: Sequence[str]) -> Counter[str]:
     """How often each pre-token occurs in `text`; special tokens are dropped, never counted.
 
-    Equal to counting `pretokenize` over the pieces between special tokens, about twice as fast.
+    Equal to counting `pretokenize` over the pieces between special tokens, 1.4-1.7x faster on
+    prose.
     The GPT-2 regex always ends a pre-token before a space that follows a non-space, so a text
     without runs of 2+ whitespace characters can be cut with `str.split(" ")` and the pieces
     counted by `Counter` at C speed; the regex then runs once per distinct piece. Such runs are cut
@@ -81,7 +82,7 @@ def count_pretokens(text: str, special_tokens: Sequence[str]) -> Counter[str]:
     for prefix, pieces in (("", heads), (" ", spaced)):
         for chars, n in pieces.items():
             word = prefix + chars
-            if chars.isalpha():  # one " ?\p{L}+" pre-token
+            if chars.isalpha():  # one " ?\p{L}+" pre-token (isalpha implies \p{L}; tested)
                 counts[word] += n
             else:
                 for tok in GPT2_REGEX.findall(word):
