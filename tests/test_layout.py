@@ -19,7 +19,8 @@ RANK = {
     "inference": 7,
     "serve": 8,
     "export": 8,
-    "cli": 9,
+    "speedrun": 9,
+    "cli": 10,
 }
 
 

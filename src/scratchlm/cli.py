@@ -568,6 +568,37 @@ def run_import_hf(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_speedrun(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "speedrun",
+        help="the whole pipeline (data, tokenizer, pretraining, post-training, evaluation, report)",
+        description="Runs every stage into --out and writes report.md there. A rerun skips "
+        "finished stages and resumes an interrupted one. Overrides such as "
+        "pretrain.training.steps=200 apply on top of the preset.",
+    )
+    p.add_argument(
+        "--preset",
+        default="cpu",
+        choices=["cpu", "mini", "tinystories", "gpt2-owt"],
+        help="cpu (default, ~15 min on 2 cores), mini (smoke test), tinystories (1 GPU), "
+        "gpt2-owt (torchrun, several GPUs)",
+    )
+    p.add_argument("--out", type=Path, default=None, help="run directory (runs/speedrun-PRESET)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
+    p.set_defaults(func=run_speedrun)
+
+
+def run_speedrun(args: argparse.Namespace) -> int:
+    from scratchlm.speedrun import make_config, speedrun
+
+    cfg = make_config(args.preset, args.overrides)
+    home = Path(os.environ.get("SCRATCHLM_HOME", "runs"))
+    out = args.out or home / f"speedrun-{args.preset}"
+    report = speedrun(cfg, out)
+    print(f"report: {report}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scratchlm", description="Train language models from scratch."
@@ -587,5 +618,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve(sub)
     add_export_hf(sub)
     add_import_hf(sub)
+    add_speedrun(sub)
     del sub
     return parser
