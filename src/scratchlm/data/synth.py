@@ -8,8 +8,8 @@ with a string, the vocabulary and templates are tuples, and nothing iterates ove
 
 A story has a hero (a child or a little animal, with consistent pronouns), a grown-up, sometimes
 a friend, and always one object, one animal and one place. Its plot is one of `PLOT_NAMES`
-(lost and found, a problem solved with a friend, a trip, a lesson about sharing, a lesson about
-being careful, a gift, a fear overcome, an animal rescued, a new friend); see
+(lost and found, a problem solved with a friend, a trip, sharing, being careful, a gift, a fear
+overcome, an animal rescued, a new friend, a garden, a rainy day, a race, honesty, a dream); see
 `scratchlm.data.synth_plots` for the templates and `scratchlm.data.synth_words` for the words.
 
 Reuse for a post-training task with checkable constraints: pick the entities with the same
@@ -24,8 +24,9 @@ seeded `random.Random`, force them into a story, and check a completion with `co
 
 `story` always mentions the forced name, animal (singular), object and place. A rejected answer
 for a preference pair is a story with other entities; re-draw it when `contains_word` finds a
-constraint word by chance (a few words, such as "pie" or "flower", also occur in templates).
-Small arithmetic can count the same nouns with `plural`, e.g. "Mia had three apples".
+constraint word by chance: matching ignores case, and a few names and objects also occur as
+ordinary words ("Hope", "Lily", "Sunny"; "book", "ladder", "box").
+Small arithmetic can count the same nouns with `plural`, e.g. "Mia had three kites".
 """
 
 import math
