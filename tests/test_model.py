@@ -82,6 +82,16 @@ def test_num_params_matches_the_module(overrides: dict) -> None:
     assert cfg.num_params(include_embeddings=False) == cfg.num_params() - lookup
 
 
+def test_num_params_of_gpt2_small_shape_is_gpt2_minus_its_biases() -> None:
+    cfg = ModelConfig(
+        50257, 1024, 12, 768, 12, rope_theta=None, ffn_type="silu", tie_embeddings=True
+    )
+    # GPT-2 small has 124,439,808 parameters; per layer it adds biases on qkv (3C), attention out
+    # (C), FFN in (4C) and out (C) and on both LayerNorms (2C), plus the final LayerNorm's bias (C).
+    biases = 12 * (3 + 1 + 4 + 1 + 2) * 768 + 768
+    assert cfg.num_params() == 124_439_808 - biases
+
+
 @pytest.mark.parametrize("overrides", [{}, {"tie_embeddings": True, "num_kv_heads": 1}])
 def test_flops_per_token_matches_torch_flop_counter(overrides: dict) -> None:
     model = build(**overrides)
