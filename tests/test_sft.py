@@ -13,8 +13,11 @@ from safetensors.torch import load_file
 
 from scratchlm.cli import main
 from scratchlm.data.sft import collate, load_sft_examples, parse_conversation, read_jsonl
+from scratchlm.model.config import ModelConfig
+from scratchlm.model.transformer import TransformerLM
 from scratchlm.posttrain.loop import LoopConfig
 from scratchlm.posttrain.sft import SFTConfig, masked_cross_entropy, run_sft
+from scratchlm.posttrain.vocab import resize_token_embeddings
 from scratchlm.tokenizer.chat import add_chat_tokens, render_conversation
 from scratchlm.tokenizer.tokenizer import Tokenizer
 from scratchlm.train.pretrain import OptimizerConfig, ScheduleConfig
@@ -158,3 +161,23 @@ def test_sft_command_line(tmp_path: Path, corpus_text: str, capsys) -> None:
     assert "unknown config key 'loop.stepz'" in capsys.readouterr().err
     assert main(args + overrides) == 2  # the run directory already has checkpoints
     assert "--resume latest" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_resize_keeps_old_logits_and_adds_mean_rows(tied: bool) -> None:
+    torch.manual_seed(0)
+    config = ModelConfig(50, 16, num_layers=1, d_model=32, num_heads=4, tie_embeddings=tied)
+    model = TransformerLM.from_config(config)
+    ids = torch.randint(0, 50, (2, 7))
+    before = model(ids).detach()
+    old_embeddings = model.token_embeddings.weight.detach().clone()
+    resize_token_embeddings(model, 54)
+    after = model(ids).detach()
+    assert model.config.vocab_size == 54 and after.shape == (2, 7, 54)
+    torch.testing.assert_close(after[..., :50], before, rtol=0, atol=0)
+    new_rows = model.token_embeddings.weight[50:]
+    torch.testing.assert_close(new_rows, old_embeddings.mean(0).expand(4, -1))
+    # a new token's logit is the mean of the old logits (its head row is the mean row)
+    torch.testing.assert_close(after[..., 50], before.mean(-1), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="cannot shrink"):
+        resize_token_embeddings(model, 40)

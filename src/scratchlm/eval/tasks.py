@@ -7,7 +7,8 @@ Two kinds of instruction, drawn deterministically from a seed:
   from the synthetic story vocabulary, so a model pretrained on the synthetic corpus
   (`scratchlm.data.synth`) knows them; a demonstration is the opening of a synthetic story with
   those entities forced in, cut after the first sentence by which all three have appeared.
-- arithmetic: "What is 17 - 9?" The last integer in the answer must be the exact result.
+- arithmetic: "What is 7 + 5?" (operands 0 to 10, never a negative result). The last integer
+  in the answer must be the exact result.
 
 `reward(prompt, completion)` reads the constraints back from the prompt text alone and returns the
 fraction met (story: 1/3 per word; arithmetic: 0 or 1), so it serves as GRPO's verifiable reward
@@ -50,7 +51,7 @@ _STORY_RE = re.compile(
 _MATH_RE = re.compile(r"What is (?P<a>\d+) (?P<op>[+-]) (?P<b>\d+)\?")
 _INT_RE = re.compile(r"-?\d+")
 _SENTENCE_END_RE = re.compile(r"[.!?]\"?(?=\s|$)")
-MAX_OPERAND = 20
+MAX_OPERAND = 10
 ANIMALS = tuple(a for a in ANIMAL_NAMES if a.isalpha())  # one-word entities keep "the word" literal
 THINGS = tuple(t for t in OBJECT_NAMES if t.isalpha())
 EVAL_SEED = 1234
@@ -119,7 +120,7 @@ def reward(prompt: str, completion: str) -> float:
     return score(parse_instruction(prompt), completion)
 
 
-def short_story(rng: random.Random, name: str, animal: str, thing: str, tries: int = 4) -> str:
+def short_story(rng: random.Random, name: str, animal: str, thing: str, tries: int = 8) -> str:
     """The shortest story opening (whole sentences) that names all three, over `tries` stories."""
     best = ""
     for _ in range(tries):
