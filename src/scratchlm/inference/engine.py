@@ -86,6 +86,8 @@ class TextStream:
 
 @dataclass(frozen=True)
 class Completion:
+    """A whole generation: its text, why it ended ("stop" or "length") and the token counts."""
+
     text: str
     finish_reason: str
     prompt_tokens: int

@@ -231,7 +231,8 @@ def respond(
     if req.stream:
         with_usage = bool((req.stream_options or {}).get("include_usage"))
         events = _events(head, kind, pieces, len(ids), chat, with_usage)
-        return StreamingResponse(events, media_type="text/event-stream")
+        no_cache = {"Cache-Control": "no-cache"}
+        return StreamingResponse(events, media_type="text/event-stream", headers=no_cache)
     text = "".join(pieces)
     if chat:
         choice = {"index": 0, "message": {"role": "assistant", "content": text}}
