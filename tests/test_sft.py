@@ -12,9 +12,12 @@ from posttrain_helpers import make_base_checkpoint
 from safetensors.torch import load_file
 
 from scratchlm.cli import main
+from scratchlm.config import load_config
 from scratchlm.data.sft import collate, load_sft_examples, parse_conversation, read_jsonl
 from scratchlm.model.config import ModelConfig
 from scratchlm.model.transformer import TransformerLM
+from scratchlm.posttrain.dpo import DPOConfig
+from scratchlm.posttrain.grpo import GRPOConfig
 from scratchlm.posttrain.loop import LoopConfig
 from scratchlm.posttrain.sft import SFTConfig, masked_cross_entropy, run_sft
 from scratchlm.posttrain.vocab import resize_token_embeddings
@@ -181,3 +184,12 @@ def test_resize_keeps_old_logits_and_adds_mean_rows(tied: bool) -> None:
     torch.testing.assert_close(after[..., 50], before.mean(-1), atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="cannot shrink"):
         resize_token_embeddings(model, 40)
+
+
+@pytest.mark.parametrize(
+    ("name", "cls"), [("sft", SFTConfig), ("dpo", DPOConfig), ("grpo", GRPOConfig)]
+)
+def test_post_training_configs_load(name: str, cls: type) -> None:
+    path = Path(__file__).parents[1] / "configs" / f"{name}-cpu-tiny.yaml"
+    cfg = load_config(cls, path, ["loop.steps=7"])
+    assert cfg.loop.steps == 7 and cfg.optimizer.weight_decay == 0.0
