@@ -9,8 +9,8 @@ For a parameter p with gradient g at step t (1 for its first update):
                                                  v_hat = v / (1 - beta2**t)
 
 The decay is decoupled: it shrinks p directly instead of being added to g, so it never passes
-through the adaptive scaling. eps is added after bias-correcting v. One step updates a whole group
-with torch._foreach_* calls (one kernel per operation over all tensors of the group).
+through the adaptive scaling. eps is added after bias-correcting v. The update runs as
+torch._foreach_* calls: over a whole group at once on a GPU, one tensor at a time on a CPU.
 """
 
 import math
@@ -108,18 +108,23 @@ def adamw_group_step(group: dict[str, Any], state: dict[Tensor, dict[str, Any]])
     if not params:
         return
     beta1, beta2 = group["betas"]
-    adamw_update_(
-        params,
-        grads,
-        exp_avgs,
-        exp_avg_sqs,
-        steps,
-        lr=group["lr"],
-        beta1=beta1,
-        beta2=beta2,
-        eps=group["eps"],
-        weight_decay=group["weight_decay"],
-    )
+    # On a GPU one foreach call per operation covers the whole group (few kernel launches). On a
+    # CPU, updating one tensor at a time keeps it in cache across the update's passes instead.
+    size = 1 if params[0].device.type == "cpu" else len(params)
+    for i in range(0, len(params), size):
+        s = slice(i, i + size)
+        adamw_update_(
+            params[s],
+            grads[s],
+            exp_avgs[s],
+            exp_avg_sqs[s],
+            steps[s],
+            lr=group["lr"],
+            beta1=beta1,
+            beta2=beta2,
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
+        )
 
 
 class AdamW(Optimizer):
