@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import Tensor
 from tqdm import tqdm
@@ -190,8 +191,11 @@ class PretrainConfig:
             )
         if not 0 < self.schedule.decay_fraction <= 1:
             raise ValueError("schedule.decay_fraction must be in (0, 1]")
-        if self.optimizer.name == "muon" and t.parallel == "fsdp":
-            raise ValueError("Muon needs whole matrices: use training.parallel=ddp with muon")
+        if self.optimizer.name != "adamw" and t.parallel == "fsdp":
+            raise ValueError(
+                "training.parallel=fsdp works with optimizer.name=adamw only (Muon needs whole "
+                "matrices; SGD's state has no tensors to shard)"
+            )
 
     def tokens_per_step(self, world_size: int) -> int:
         """Global batch in tokens: batch_size x grad_accum x world_size x context_length."""
@@ -273,7 +277,6 @@ def pretrain(cfg: PretrainConfig, resume: str | None = None) -> dict[str, Any]:
 
 def _pretrain(cfg: PretrainConfig, resume: str | None, info: DistInfo) -> dict[str, Any]:
     t, m, device = cfg.training, cfg.model, info.device
-    seed_everything(t.seed, info.rank)
     enable_tf32()
     amp_dtype = autocast_dtype(device, t.dtype)
     amp = autocast(device, amp_dtype)
@@ -298,9 +301,11 @@ def _pretrain(cfg: PretrainConfig, resume: str | None, info: DistInfo) -> dict[s
     if info.is_main:
         make_run_dir(run_dir.name, run_dir.parent)
 
+    seed_everything(t.seed)  # the same initial weights on every rank (FSDP does not broadcast)
     model = TransformerLM.from_config(m, device=device)
-    optimizer = build_optimizer(model, cfg.optimizer)
+    seed_everything(t.seed, info.rank)
     wrapped = wrap_model(model, t.parallel, device, info.world_size, t.compile)
+    optimizer = build_optimizer(model, cfg.optimizer)  # after FSDP swapped in sharded parameters
     sampler = TokenSampler(
         train_data, t.batch_size, m.context_length, device, t.seed, info.rank, info.world_size
     )
@@ -319,7 +324,6 @@ def _pretrain(cfg: PretrainConfig, resume: str | None, info: DistInfo) -> dict[s
         if tokenizer is None:
             log.info("no data.tokenizer_dir: no bits per byte and no text samples")
     peak = peak_flops(device)
-    eval_bs = cfg.eval.batch_size or t.batch_size
     sample_generator = torch.Generator(device=device).manual_seed(t.seed)
     start = progress.step
     last_ckpt: Path | None = None
@@ -338,11 +342,7 @@ def _pretrain(cfg: PretrainConfig, resume: str | None, info: DistInfo) -> dict[s
             new_step = step > start or resume_path is None  # a resumed step was already evaluated
 
             if val_data is not None and new_step and (last or step % cfg.eval.interval == 0):
-                batches = eval_batches(val_data, eval_bs, m.context_length, device,
-                                       cfg.eval.max_tokens, info.rank, info.world_size)  # fmt: skip
-                progress.last_val = eval_metrics(
-                    all_reduce(loss_sums(model, batches, byte_lengths, amp))
-                )
+                progress.last_val = validate(model, val_data, cfg, byte_lengths, amp, info)
                 if info.is_main:
                     metrics_log.write({"step": step, **progress.last_val})
                     values = " | ".join(f"{k} {v:.4f}" for k, v in progress.last_val.items())
@@ -425,6 +425,28 @@ def load_tokenizer(tokenizer_dir: Path | None, vocab_size: int) -> Tokenizer | N
             f"model.vocab_size is {vocab_size}; set model.vocab_size={tokenizer.vocab_size}"
         )
     return tokenizer
+
+
+def validate(
+    model: torch.nn.Module,
+    val_data: np.ndarray,
+    cfg: PretrainConfig,
+    byte_lengths: Tensor | None,
+    amp: AbstractContextManager,
+    info: DistInfo,
+) -> dict[str, float]:
+    """Validation loss, perplexity and bits per byte over the validation tokens (all ranks call).
+
+    Under DDP the batches are split across ranks and the sums all-reduced. Under FSDP every forward
+    is a collective, so each rank runs the whole pass on the same batches.
+    """
+    split = cfg.training.parallel == "ddp"
+    rank, world = (info.rank, info.world_size) if split else (0, 1)
+    batch_size = cfg.eval.batch_size or cfg.training.batch_size
+    batches = eval_batches(val_data, batch_size, cfg.model.context_length, info.device,
+                           cfg.eval.max_tokens, rank, world)  # fmt: skip
+    sums = loss_sums(model, batches, byte_lengths, amp)
+    return eval_metrics(all_reduce(sums) if split else sums)
 
 
 def text_sample(
