@@ -16,6 +16,7 @@ from scratchlm.optimizers import (
     muon_param_groups,
     param_groups,
 )
+from scratchlm.optimizers.adamw import adamw_update_
 from scratchlm.optimizers.muon import newton_schulz
 
 
@@ -352,3 +353,22 @@ def test_muon_groups_for_transformer_lm() -> None:
     assert losses[-1] < losses[0] - 0.5
     with pytest.raises(ValueError, match="row_splits"):
         muon_param_groups(model.named_parameters(), 0.1, {"lm_head.weight": (32, 32)})
+
+
+def test_adamw_update_over_a_whole_list_matches_torch() -> None:
+    """The multi-tensor path (one foreach call per group, as on a GPU) against torch's AdamW."""
+    gen = torch.Generator().manual_seed(0)
+    ours = [torch.randn(shape, generator=gen) for shape in ((8, 4), (4,), (3, 5, 2))]
+    ref = [nn.Parameter(p.clone()) for p in ours]
+    ref_opt = torch.optim.AdamW(ref, lr=1e-2, betas=(0.9, 0.95), weight_decay=0.1)
+    exp_avgs = [torch.zeros_like(p) for p in ours]
+    exp_avg_sqs = [torch.zeros_like(p) for p in ours]
+    for step in range(1, 21):
+        grads = [torch.randn(p.shape, generator=gen) for p in ours]
+        for p, g in zip(ref, grads, strict=True):
+            p.grad = g.clone()
+        ref_opt.step()
+        hyper = {"lr": 1e-2, "beta1": 0.9, "beta2": 0.95, "eps": 1e-8, "weight_decay": 0.1}
+        adamw_update_(ours, grads, exp_avgs, exp_avg_sqs, [step] * 3, **hyper)
+    for p, q in zip(ours, ref, strict=True):
+        torch.testing.assert_close(p, q.detach(), atol=1e-6, rtol=0)
