@@ -16,6 +16,7 @@ from scratchlm.tokenizer.chat import render_prompt
 from scratchlm.train.checkpoint import load_checkpoint
 
 transformers = pytest.importorskip("transformers")
+pytestmark = pytest.mark.slow  # loads transformers and its models: several seconds
 
 TEXTS = [
     SAMPLE_TEXT,
