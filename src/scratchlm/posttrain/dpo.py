@@ -68,8 +68,8 @@ class DPOConfig:
     beta: float = 0.1
     held_out: float = 0.05
     skip_malformed: bool = False
-    optimizer: OptimizerConfig = field(default_factory=default_optimizer(5e-5))
-    schedule: ScheduleConfig = field(default_factory=default_schedule(5e-6))
+    optimizer: OptimizerConfig = field(default_factory=default_optimizer(1e-4))
+    schedule: ScheduleConfig = field(default_factory=default_schedule(1e-5))
     loop: LoopConfig = field(default_factory=lambda: LoopConfig(batch_size=8))
 
     def __post_init__(self) -> None:

@@ -23,7 +23,6 @@ from scratchlm.posttrain.loop import (
     LoopConfig,
     check_same_shape,
     default_optimizer,
-    default_schedule,
     load_chat_model,
     setup_stage,
     train_loop,
@@ -94,11 +93,13 @@ class GRPOConfig:
     top_k: int | None = None
     clip_eps: float = 0.2
     kl_coef: float = 0.0
-    reuse: int = 1
+    reuse: int = 2
     scale_advantages: bool = True
-    eval_prompts: int = 64
-    optimizer: OptimizerConfig = field(default_factory=default_optimizer(1e-4))
-    schedule: ScheduleConfig = field(default_factory=default_schedule(1e-5))
+    eval_prompts: int = 32
+    optimizer: OptimizerConfig = field(default_factory=default_optimizer(3e-4))
+    schedule: ScheduleConfig = field(
+        default_factory=lambda: ScheduleConfig(name="constant", warmup_steps=0, min_lr=0.0)
+    )
     loop: LoopConfig = field(default_factory=lambda: LoopConfig(batch_size=8))
 
     def __post_init__(self) -> None:

@@ -77,8 +77,9 @@ def default_optimizer(lr: float) -> Callable[[], OptimizerConfig]:
     return lambda: OptimizerConfig(name="adamw", lr=lr, weight_decay=0.0)
 
 
-def default_schedule(min_lr: float) -> Callable[[], ScheduleConfig]:
-    return lambda: ScheduleConfig(name="cosine", warmup_steps=10, min_lr=min_lr)
+def default_schedule(min_lr: float, warmup_steps: int = 10) -> Callable[[], ScheduleConfig]:
+    """Cosine from the optimizer's lr down to `min_lr` after a short warmup."""
+    return lambda: ScheduleConfig(name="cosine", warmup_steps=warmup_steps, min_lr=min_lr)
 
 
 @dataclass(frozen=True)

@@ -41,8 +41,8 @@ class SFTConfig:
     out_dir: str = "runs/sft"
     held_out: float = 0.05
     skip_malformed: bool = False
-    optimizer: OptimizerConfig = field(default_factory=default_optimizer(3e-4))
-    schedule: ScheduleConfig = field(default_factory=default_schedule(3e-5))
+    optimizer: OptimizerConfig = field(default_factory=default_optimizer(1e-3))
+    schedule: ScheduleConfig = field(default_factory=default_schedule(1e-4, warmup_steps=20))
     loop: LoopConfig = field(default_factory=LoopConfig)
 
     def __post_init__(self) -> None:
