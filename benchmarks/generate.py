@@ -2,11 +2,13 @@
 own model recomputing the whole sequence for every new token (no cache).
 
 All three decode greedily, the same prompts, exactly --new-tokens tokens per row (no stop token).
-tokens/s counts generated tokens (batch x new tokens) over the wall time of the whole call,
-prefill included. Each figure is the median of --repeats runs after a short warm-up.
+tokens/s counts generated tokens (batch x new tokens) over the time of the whole call, prefill
+included: wall time, or with --clock cpu this process's CPU time (for a machine other jobs share).
+Each figure is the median of --repeats runs after a short warm-up.
 
-    python benchmarks/generate.py                      # batch 1 and 8, 256 new tokens, CPU
-    python benchmarks/generate.py --device cuda --d-model 768 --layers 12 --heads 12
+    python benchmarks/generate.py --threads 1     # the `small` preset shape, batch 1 and 8, CPU
+    python benchmarks/generate.py --threads 1 --clock cpu   # the same on a busy shared machine
+    python benchmarks/generate.py --device cuda --d-model 768 --layers 12 --heads 12 --d-ff 2048
 """
 
 import argparse
@@ -41,16 +43,21 @@ def no_cache(model: TransformerLM, prompts: torch.Tensor, new: int) -> list[list
 
 
 def tokens_per_s(
-    fn: Callable, model: object, prompts: torch.Tensor, new: int, repeats: int
+    fn: Callable, model: object, prompts: torch.Tensor, new: int, repeats: int, clock: str
 ) -> float:
-    """Generated tokens per second of fn(model, prompts, new): the median over `repeats` runs."""
+    """Generated tokens per second of fn(model, prompts, new): the median over `repeats` runs.
+
+    clock "wall" times the call; "cpu" counts this process's CPU seconds instead, which other jobs
+    on a busy machine do not inflate (meaningful for CPU runs with --threads 1).
+    """
+    timer = time.process_time if clock == "cpu" else time.perf_counter
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = timer()
         out = fn(model, prompts, new)
         if prompts.is_cuda:
             torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
+        times.append(timer() - start)
         assert sum(len(row) for row in out) == prompts.shape[0] * new
     return prompts.shape[0] * new / statistics.median(times)
 
@@ -62,19 +69,21 @@ def main() -> None:
     p.add_argument("--prompt-len", type=int, default=16)
     p.add_argument("--vocab", type=int, default=10000)
     p.add_argument("--layers", type=int, default=4)
-    p.add_argument("--d-model", type=int, default=256)
-    p.add_argument("--heads", type=int, default=8)
+    p.add_argument("--d-model", type=int, default=512)
+    p.add_argument("--heads", type=int, default=16)
+    p.add_argument("--d-ff", type=int, default=1344)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--no-cache-repeats", type=int, default=1)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall", help="what a second is")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
     device = torch.device(args.device)
     context = args.prompt_len + args.new_tokens
-    config = ModelConfig(args.vocab, context, args.layers, args.d_model, args.heads)
+    config = ModelConfig(args.vocab, context, args.layers, args.d_model, args.heads, args.d_ff)
     torch.manual_seed(0)
     model = TransformerLM.from_config(config, device=device).eval()
     hf = to_hf_llama(model)
@@ -83,7 +92,7 @@ def main() -> None:
     print(f"model: {config}")
     print(f"device {device}, torch {torch.__version__}, transformers {transformers.__version__}, "
           f"{torch.get_num_threads()} threads; {args.new_tokens} new tokens, prompt "
-          f"{args.prompt_len}, greedy")  # fmt: skip
+          f"{args.prompt_len}, greedy; tokens per {args.clock}-clock second")  # fmt: skip
 
     header = f"{'batch':>5} | {'ours (cache)':>13} | {'transformers':>13} | {'ours no cache':>13} |"
     print(header + " vs transformers | vs no cache")
@@ -101,7 +110,7 @@ def main() -> None:
         same = sum(a == b for a, b in zip(mine, reference, strict=True))
         runs = [(ours, model, args.repeats), (theirs, hf, args.repeats),
                 (no_cache, model, args.no_cache_repeats)]  # fmt: skip
-        tps = [tokens_per_s(fn, m, prompts, n, repeats) for fn, m, repeats in runs]
+        tps = [tokens_per_s(fn, m, prompts, n, reps, args.clock) for fn, m, reps in runs]
         rows.append((batch, tps))
         print(f"{batch:>5} | {tps[0]:>13.1f} | {tps[1]:>13.1f} | {tps[2]:>13.1f} | "
               f"{tps[0] / tps[1]:>14.2f}x | {tps[0] / tps[2]:>10.2f}x   "
