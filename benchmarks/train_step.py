@@ -1,0 +1,133 @@
+"""Train-step throughput: our TransformerLM + AdamW + cross_entropy vs transformers' Llama.
+
+Both models have the same shape and the same weights (ours mapped onto LlamaForCausalLM with
+attn_implementation="sdpa"). One step = forward, loss, backward, optimizer step, zero_grad.
+Ours uses scratchlm's AdamW and cross_entropy; the baseline uses torch.optim.AdamW and
+F.cross_entropy. Each variant is timed eagerly and under torch.compile (model + loss compiled, the
+optimizer step eager on both sides). The two sides alternate in rounds, so background load hits
+both alike; the reported number is the median step time.
+
+    python benchmarks/train_step.py                 # default shape, fp32 CPU
+    python benchmarks/train_step.py --no-compile    # eager only
+"""
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from scratchlm.model import TransformerLM, cross_entropy
+from scratchlm.model.hf import to_hf_llama
+from scratchlm.optimizers import AdamW
+
+
+def make_step(
+    loss_of: Callable[[Tensor, Tensor], Tensor],
+    optimizer: torch.optim.Optimizer,
+    compile_model: bool,
+) -> Callable[[Tensor, Tensor], Tensor]:
+    """A function running one training step on (inputs, targets); returns the loss."""
+    forward_loss = torch.compile(loss_of) if compile_model else loss_of
+
+    def step(inputs: Tensor, targets: Tensor) -> Tensor:
+        loss = forward_loss(inputs, targets)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return loss.detach()
+
+    return step
+
+
+def timed(step: Callable[[Tensor, Tensor], Tensor], inputs: Tensor, targets: Tensor) -> float:
+    start = time.perf_counter()
+    step(inputs, targets)
+    return time.perf_counter() - start
+
+
+def build(args: argparse.Namespace, compile_model: bool) -> dict[str, Callable]:
+    """Fresh models and optimizers for one variant: {"ours": step, "hf": step}."""
+    torch.manual_seed(0)
+    ours = TransformerLM(
+        args.vocab, args.context, args.layers, args.d_model, args.heads, args.d_ff
+    ).train()
+    hf = to_hf_llama(ours, attn_implementation="sdpa").train()
+    hf.config.use_cache = False
+
+    def ours_loss(x: Tensor, y: Tensor) -> Tensor:
+        return cross_entropy(ours(x), y)
+
+    def hf_loss(x: Tensor, y: Tensor) -> Tensor:
+        logits = hf(input_ids=x, use_cache=False).logits
+        return F.cross_entropy(logits.view(-1, logits.shape[-1]), y.view(-1))
+
+    return {
+        "ours": make_step(ours_loss, AdamW(ours.parameters(), lr=1e-4), compile_model),
+        "hf": make_step(hf_loss, torch.optim.AdamW(hf.parameters(), lr=1e-4), compile_model),
+    }
+
+
+def measure(args: argparse.Namespace, compile_model: bool) -> dict[str, float]:
+    """Tokens/s of each side: median step time over rounds that alternate ours and hf."""
+    steps = build(args, compile_model)
+    gen = torch.Generator().manual_seed(1)
+    data = torch.randint(0, args.vocab, (args.batch, args.context + 1), generator=gen)
+    inputs, targets = data[:, :-1].contiguous(), data[:, 1:].contiguous()
+    warmup = args.warmup + (args.compile_warmup if compile_model else 0)
+    for name, step in steps.items():
+        for _ in range(warmup):
+            step(inputs, targets)
+        print(f"  warmed up {name} ({warmup} steps)", flush=True)
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(args.rounds):
+        for name, step in steps.items():
+            times[name] += [timed(step, inputs, targets) for _ in range(args.steps_per_round)]
+    tokens = args.batch * args.context
+    return {name: tokens / statistics.median(t) for name, t in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--vocab", type=int, default=10000)
+    parser.add_argument("--context", type=int, default=256)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--d-model", type=int, default=512)
+    parser.add_argument("--heads", type=int, default=16)
+    parser.add_argument("--d-ff", type=int, default=1344)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps before timing")
+    parser.add_argument("--compile-warmup", type=int, default=3, help="extra warm-up if compiled")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps-per-round", type=int, default=3)
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows")
+    args = parser.parse_args()
+
+    print(
+        f"train step, fp32 CPU ({torch.get_num_threads()} threads), torch {torch.__version__}: "
+        f"V={args.vocab} T={args.context} L={args.layers} C={args.d_model} H={args.heads} "
+        f"d_ff={args.d_ff} B={args.batch}",
+        flush=True,
+    )
+    rows = []
+    for compile_model in [False] if args.no_compile else [False, True]:
+        mode = "compile" if compile_model else "eager"
+        print(f"{mode}:", flush=True)
+        rates = measure(args, compile_model)
+        rows.append((mode, rates["ours"], rates["hf"]))
+    hf_eager = rows[0][2]
+    print("\n| mode | ours tok/s | HF Llama tok/s | ours / HF (same mode) | ours / HF eager |")
+    print("|---|---|---|---|---|")
+    for mode, ours, hf in rows:
+        print(f"| {mode} | {ours:,.0f} | {hf:,.0f} | {ours / hf:.2f}x | {ours / hf_eager:.2f}x |")
+    summary = ", ".join(f"{mode} {ours / hf:.2f}x" for mode, ours, hf in rows)
+    print(
+        f"\ntrain_step: ratio={rows[0][1] / rows[0][2]:.2f} ({summary}; ours vs HF Llama + AdamW)"
+    )
+
+
+if __name__ == "__main__":
+    main()
