@@ -290,7 +290,7 @@ def serve(
     checkpoint: str,
     host: str = "127.0.0.1",
     port: int = 8000,
-    device: str | None = None,
+    device: str = "auto",
     limits: ServerLimits | None = None,
 ) -> None:
     """Load a checkpoint and serve it until interrupted."""
