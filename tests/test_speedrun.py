@@ -43,9 +43,9 @@ def test_interrupted_pretraining_resumes(tmp_path: Path, monkeypatch: pytest.Mon
     real_pretrain = sr.pretrain
 
     def interrupted(cfg: sr.PretrainConfig, resume: str | None = None) -> dict:
+        """What SIGINT/SIGTERM at step 3 does: a checkpoint, then a normal return."""
         stopped = sr.replace(cfg, training=sr.replace(cfg.training, stop_after=3))
-        real_pretrain(stopped, resume=resume)
-        raise KeyboardInterrupt
+        return real_pretrain(stopped, resume=resume)
 
     cfg = sr.make_config("mini", ["posttrain.method=none"])
     monkeypatch.setattr(sr, "pretrain", interrupted)

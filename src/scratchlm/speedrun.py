@@ -305,6 +305,7 @@ def stage_pretrain(cfg: SpeedrunConfig, out: Path, vocab_size: int) -> dict[str,
         run_torchrun(pcfg, out, cfg.nproc_per_node, resume)
     else:
         pretrain(pcfg, resume=resume)
+    ensure_finished(out / "pretrain", pcfg.training.steps)
     return {
         **last_metrics(out / "pretrain" / "metrics.jsonl"),
         "params": pcfg.model.num_params(),
@@ -357,23 +358,37 @@ def stage_task(cfg: SpeedrunConfig, out: Path) -> dict[str, Any]:
     return {name: str(path) for name, path in files.items()}
 
 
+def ensure_finished(run_dir: Path, steps: int) -> None:
+    """A loop stopped by SIGINT/SIGTERM saves and returns early: then the stage is not done."""
+    step = json.loads((find_checkpoint(run_dir) / "state.json").read_text())["step"]
+    if step < steps:
+        log.info("%s stopped at step %d of %d; rerun to resume", run_dir.name, step, steps)
+        raise KeyboardInterrupt
+
+
 def resume_flag(run_dir: Path) -> str | None:
     return "latest" if ckpt.list_checkpoints(run_dir / "checkpoints") else None
 
 
 def stage_sft(cfg: SpeedrunConfig, out: Path, source: str, data: str) -> dict[str, Any]:
     scfg = replace(cfg.sft, base=source, data=data, out_dir=str(out / "sft"))
-    return run_sft(scfg, resume=resume_flag(out / "sft"))
+    result = run_sft(scfg, resume=resume_flag(out / "sft"))
+    ensure_finished(out / "sft", scfg.loop.steps)
+    return result
 
 
 def stage_dpo(cfg: SpeedrunConfig, out: Path, source: str, data: str) -> dict[str, Any]:
     dcfg = replace(cfg.dpo, policy=source, data=data, out_dir=str(out / "dpo"))
-    return run_dpo(dcfg, resume=resume_flag(out / "dpo"))
+    result = run_dpo(dcfg, resume=resume_flag(out / "dpo"))
+    ensure_finished(out / "dpo", dcfg.loop.steps)
+    return result
 
 
 def stage_grpo(cfg: SpeedrunConfig, out: Path, source: str) -> dict[str, Any]:
     gcfg = replace(cfg.grpo, policy=source, out_dir=str(out / "grpo"))
-    return run_grpo(gcfg, resume=resume_flag(out / "grpo"))
+    result = run_grpo(gcfg, resume=resume_flag(out / "grpo"))
+    ensure_finished(out / "grpo", gcfg.loop.steps)
+    return result
 
 
 def stage_evaluate(cfg: SpeedrunConfig, out: Path, models: dict[str, str]) -> dict[str, Any]:
