@@ -82,3 +82,9 @@ def test_policy_and_reference_of_different_shapes_are_refused(
     reference = make_base_checkpoint(tmp_path, corpus_text, d_model=32)
     with pytest.raises(ValueError, match=r"differ in model\.d_model \(64 vs 32\)"):
         run_dpo(dpo_config(tmp_path, policy, reference=str(reference)))
+
+
+@pytest.mark.parametrize("bad", [{"beta": 0.0}, {"nll_coef": -1.0}, {"held_out": 1.0}])
+def test_bad_dpo_settings_are_refused(bad: dict) -> None:
+    with pytest.raises(ValueError):
+        DPOConfig(**bad)

@@ -58,7 +58,9 @@ class DPOConfig:
     """policy: the checkpoint to train (usually the SFT output); data: preference JSONL.
 
     The reference is a frozen copy of the starting policy unless `reference` names another
-    checkpoint, which must have the same model shape.
+    checkpoint, which must have the same model shape. nll_coef > 0 adds that multiple of the
+    chosen responses' mean per-token negative log-likelihood to the loss, which keeps DPO from
+    lowering the probability of the chosen answers along with the rejected ones.
     """
 
     policy: str = ""
@@ -66,6 +68,7 @@ class DPOConfig:
     out_dir: str = "runs/dpo"
     reference: str | None = None
     beta: float = 0.1
+    nll_coef: float = 1.0
     held_out: float = 0.05
     skip_malformed: bool = False
     optimizer: OptimizerConfig = field(default_factory=default_optimizer(1e-4))
@@ -73,8 +76,10 @@ class DPOConfig:
     loop: LoopConfig = field(default_factory=lambda: LoopConfig(batch_size=8))
 
     def __post_init__(self) -> None:
-        if self.beta <= 0:
-            raise ValueError(f"beta must be > 0, got {self.beta}")
+        if self.beta <= 0 or self.nll_coef < 0:
+            raise ValueError(
+                f"beta must be > 0 and nll_coef >= 0, got {self.beta}, {self.nll_coef}"
+            )
         if not 0 < self.held_out < 1:
             raise ValueError(f"held_out must be in (0, 1), got {self.held_out}")
 
@@ -104,21 +109,27 @@ def run_dpo(cfg: DPOConfig, resume: str | None = None) -> dict[str, Any]:
     batches = shuffled_batches(train, loop.batch_size, generator)
     batches = itertools.islice(batches, setup.start, None)  # resume: skip the batches already used
 
-    def scores(batch: list) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def scores(batch: list) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """Summed log-probs (policy chosen, rejected, reference chosen, rejected), chosen tokens."""
         ids, mask = (t.to(device) for t in collate_pairs(batch, pad_id))
         with torch.no_grad():
             ref_w, ref_l = pair_logprobs(reference, ids, mask)
         pi_w, pi_l = pair_logprobs(model, ids, mask)
-        return pi_w, pi_l, ref_w, ref_l
+        return pi_w, pi_l, ref_w, ref_l, mask[: len(batch), 1:].sum()
 
     def loss_fn(step: int) -> tuple[Tensor, dict[str, float]]:
-        logps = scores(next(batches))
-        return dpo_loss(*logps, cfg.beta), dpo_stats(*logps, cfg.beta)
+        *logps, chosen_tokens = scores(next(batches))
+        loss = dpo_loss(*logps, cfg.beta)
+        if cfg.nll_coef > 0:
+            loss = loss - cfg.nll_coef * logps[0].sum() / chosen_tokens
+        return loss, dpo_stats(*logps, cfg.beta)
 
     def eval_fn() -> dict[str, float]:
         size = loop.batch_size
         logps = [scores(held[i : i + size]) for i in range(0, len(held), size)]
-        pi_w, pi_l, ref_w, ref_l = (torch.cat(parts) for parts in zip(*logps, strict=True))
+        pi_w, pi_l, ref_w, ref_l = (
+            torch.cat(parts) for parts in list(zip(*logps, strict=True))[:4]
+        )
         stats = dpo_stats(pi_w, pi_l, ref_w, ref_l, cfg.beta)
         return {
             "val_loss": dpo_loss(pi_w, pi_l, ref_w, ref_l, cfg.beta).item(),
