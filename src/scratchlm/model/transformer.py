@@ -107,6 +107,8 @@ class RotaryEmbedding(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        if self.cos.is_meta:  # shapes only; computing on meta would just import torch's tracer
+            return
         dims = torch.arange(0, self.head_dim, 2, dtype=torch.float32, device=self.cos.device)
         inv_freq = 1.0 / (self.theta ** (dims / self.head_dim))  # (Dh/2,)
         positions = torch.arange(self.cos.shape[0], dtype=torch.float32, device=self.cos.device)
@@ -275,10 +277,10 @@ class Block(nn.Module):
 class TransformerLM(nn.Module):
     """Decoder-only language model: token ids (B, T) -> fp32 logits (B, T, V).
 
-    The modules are declared on the meta device (shapes only) and then materialised on `device`
-    (default: torch's default device) and initialised once by `init_weights`, so a fresh model is
-    a function of torch.manual_seed alone. With device="meta" nothing is materialised: call
-    `to_empty(device=...)` and `init_weights()` (or load a state dict) later.
+    Built on `device` (default: torch's default device). Each module initialises itself as it is
+    built, in the order `init_weights` visits them, so a fresh model is a function of
+    torch.manual_seed alone and equals `init_weights()` after the same seed. device="meta" declares
+    shapes only: call `to_empty(device=...)`, then `init_weights()` or `load_state_dict`.
     """
 
     def __init__(
@@ -306,7 +308,7 @@ class TransformerLM(nn.Module):
         assert cfg.d_ff is not None and cfg.num_kv_heads is not None  # resolved by ModelConfig
         # A tied matrix also serves as the head, so it gets the head's small std (O(1) logits).
         emb_std = math.sqrt(2 / (vocab_size + d_model)) if tie_embeddings else 1.0
-        with torch.device("meta"):
+        with torch.get_default_device() if device is None else torch.device(device):
             self.token_embeddings = Embedding(vocab_size, d_model, init_std=emb_std)
             self.position_embeddings, self.rotary = None, None
             if rope_theta is None:
@@ -319,10 +321,6 @@ class TransformerLM(nn.Module):
             )
             self.ln_final = RMSNorm(d_model) if post_norm is False else None
             self.lm_head = None if tie_embeddings else Linear(d_model, vocab_size)
-        device = torch.get_default_device() if device is None else torch.device(device)
-        if device.type != "meta":
-            self.to_empty(device=device)
-            self.init_weights()
 
     @classmethod
     def from_config(
