@@ -13,6 +13,7 @@ and draws exactly the batches an uninterrupted run would have drawn.
 
 import json
 import logging
+import math
 import signal
 import time
 from collections.abc import Iterator
@@ -333,7 +334,7 @@ def _pretrain(cfg: PretrainConfig, resume: str | None, info: DistInfo) -> dict[s
     bar = tqdm(total=t.steps, initial=start, desc="train", unit="step",
                disable=None if info.is_main else True)  # fmt: skip
 
-    with catch_stop_signals() as stop, logging_redirect_tqdm():
+    with catch_stop_signals() as stop, logging_redirect_tqdm(), bar:
         for step in range(start, t.steps + 1):
             progress.step = step
             pause_start = time.perf_counter()  # evaluation and saving are left out of tok/s
@@ -380,6 +381,11 @@ def _pretrain(cfg: PretrainConfig, resume: str | None, info: DistInfo) -> dict[s
                     torch.stack([loss_sum / interval_steps, grad_norm.float()]), "mean"
                 )
                 mean_loss, mean_norm = stats.tolist()
+                if not math.isfinite(mean_loss):
+                    raise ValueError(
+                        f"training loss became {mean_loss} by step {done}: lower optimizer.lr, "
+                        "keep optimizer.grad_clip on, or resume from an earlier checkpoint"
+                    )
                 tok_s = interval_steps * tokens_per_step / (time.perf_counter() - interval_start)
                 progress.last_train = {
                     "loss": mean_loss,
@@ -399,7 +405,6 @@ def _pretrain(cfg: PretrainConfig, resume: str | None, info: DistInfo) -> dict[s
                     bar.set_postfix(loss=f"{mean_loss:.3f}", lr=f"{lr:.1e}", tok_s=f"{tok_s:.0f}")
                 loss_sum.zero_()
                 interval_start, interval_steps = time.perf_counter(), 0
-    bar.close()
 
     if info.is_main:
         metrics_log.close()
