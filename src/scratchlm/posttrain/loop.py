@@ -67,7 +67,9 @@ class LoopConfig:
     keep_last: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "eval_interval", "log_interval", "checkpoint_interval"):
+        names = ("steps", "batch_size", "eval_interval", "log_interval", "checkpoint_interval",
+                 "keep_last")  # fmt: skip
+        for name in names:
             if getattr(self, name) < 1:
                 raise ValueError(f"loop.{name} must be >= 1, got {getattr(self, name)}")
 
@@ -253,6 +255,8 @@ def train_loop(
                 bar.set_postfix(loss=f"{last_train['loss']:.3f}")
                 sums, interval_steps, interval_start = {}, 0, time.perf_counter()
     bar.close()
+    if saved is None and ckpt.list_checkpoints(root):  # resumed at the end: nothing new to save
+        saved = ckpt.list_checkpoints(root)[-1]
     return {
         "stage": stage,
         "step": step,
