@@ -7,6 +7,7 @@ bad input fails with one line.
 import errno
 import json
 import signal
+import sys
 
 import pytest
 import torch
@@ -16,6 +17,7 @@ from scratchlm.cli import main
 from scratchlm.config import load_config, save_config
 from scratchlm.data.loader import TokenSampler
 from scratchlm.train import checkpoint as ckpt
+from scratchlm.train.metrics import PEAK_BF16_FLOPS, mfu, open_wandb, peak_flops
 from scratchlm.train.pretrain import PretrainConfig, learning_rate, pretrain
 
 
@@ -182,3 +184,15 @@ def test_full_disk_during_a_save_fails_in_one_line_and_keeps_the_last_checkpoint
     kept = ckpt.list_checkpoints(tmp_path / "run" / "checkpoints")
     assert [p.name for p in kept] == ["step_00000002"]
     assert ckpt.load_checkpoint(kept[0]).state["step"] == 2
+
+
+def test_missing_wandb_is_a_notice_not_a_failure(tmp_path, monkeypatch, caplog) -> None:
+    monkeypatch.setitem(sys.modules, "wandb", None)  # makes `import wandb` raise ImportError
+    assert open_wandb("p", "n", {}, tmp_path) is None
+    assert "wandb is not installed" in caplog.text
+
+
+def test_mfu_uses_the_device_peak() -> None:
+    assert peak_flops(torch.device("cpu")) is None
+    # 1e5 tok/s x 6e9 FLOPs/token = 6e14 FLOP/s, 60.7% of an H100's 989 TFLOP/s
+    assert mfu(1e5, 6e9, PEAK_BF16_FLOPS["H100"]) == pytest.approx(6e14 / 989e12)
