@@ -96,7 +96,7 @@ class GRPOConfig:
     reuse: int = 2
     scale_advantages: bool = True
     eval_prompts: int = 32
-    optimizer: OptimizerConfig = field(default_factory=default_optimizer(3e-4))
+    optimizer: OptimizerConfig = field(default_factory=default_optimizer(5e-5))
     schedule: ScheduleConfig = field(
         default_factory=lambda: ScheduleConfig(name="constant", warmup_steps=0, min_lr=0.0)
     )
