@@ -120,16 +120,22 @@ def cpu() -> SpeedrunConfig:
         pretrain=PretrainConfig(
             model=model,
             optimizer=OptimizerConfig(name="adamw", lr=3e-3, weight_decay=0.1),
-            schedule=ScheduleConfig(name="cosine", warmup_steps=40, min_lr=3e-4),
-            training=TrainingConfig(steps=800, batch_size=16, checkpoint_interval=200),
+            schedule=ScheduleConfig(name="cosine", warmup_steps=50, min_lr=3e-4),
+            training=TrainingConfig(steps=1000, batch_size=8, checkpoint_interval=250),
             eval=EvalConfig(
-                interval=200, max_tokens=131072, sample_interval=400, sample_tokens=120
+                interval=250, max_tokens=131072, sample_interval=500, sample_tokens=120
             ),
-            logging=LoggingConfig(log_interval=20),
+            logging=LoggingConfig(log_interval=25),
         ),
-        posttrain=PosttrainStageConfig(method="dpo", sft_examples=2000, preference_pairs=1000),
-        sft=SFTConfig(loop=LoopConfig(steps=150, batch_size=16, eval_interval=50)),
-        dpo=DPOConfig(loop=LoopConfig(steps=60, batch_size=8, eval_interval=30)),
+        posttrain=PosttrainStageConfig(
+            method="dpo", sft_examples=3000, preference_pairs=1500, eval_instructions=200
+        ),
+        sft=SFTConfig(loop=LoopConfig(steps=200, batch_size=16, eval_interval=100)),
+        dpo=DPOConfig(
+            optimizer=OptimizerConfig(name="adamw", lr=5e-4, weight_decay=0.0),
+            schedule=ScheduleConfig(name="cosine", warmup_steps=10, min_lr=5e-5),
+            loop=LoopConfig(steps=100, batch_size=8, eval_interval=50),
+        ),
     )
 
 
