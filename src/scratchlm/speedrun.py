@@ -526,7 +526,7 @@ def render_report(cfg: SpeedrunConfig, out: Path, results: dict[str, dict[str, A
     lines += ["## Stages", "", "| stage | seconds | tokens | tokens/s | notes |"]
     lines += ["|---|---|---|---|---|"]
     for name, r in results.items():
-        tokens = r.get("tokens")
+        tokens = r.get("tokens") if name in ("tokenize", "pretrain") else None
         rate = tokens / r["seconds"] if tokens and r.get("seconds") else None
         if name == "pretrain" and "tok_per_s" in r:
             rate = r["tok_per_s"]
