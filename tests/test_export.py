@@ -10,10 +10,10 @@ from tiny_checkpoint import write_tiny_checkpoint
 
 from scratchlm.cli import main
 from scratchlm.export.hf import export_hf, import_hf
-from scratchlm.inference.engine import Engine, load_model
+from scratchlm.inference.engine import Engine
 from scratchlm.model.generate import SamplingConfig, generate
 from scratchlm.tokenizer.chat import render_prompt
-from scratchlm.train.checkpoint import load_checkpoint
+from scratchlm.train.checkpoint import load_checkpoint, load_model
 
 transformers = pytest.importorskip("transformers")
 pytestmark = pytest.mark.slow  # loads transformers and its models: several seconds

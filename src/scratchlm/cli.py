@@ -580,7 +580,7 @@ def add_speedrun(sub: argparse._SubParsersAction) -> None:
         "--preset",
         default="cpu",
         choices=["cpu", "mini", "tinystories", "gpt2-owt"],
-        help="cpu (default, ~15 min on 2 cores), mini (smoke test), tinystories (1 GPU), "
+        help="cpu (default, ~11 min on 2 cores), mini (smoke test), tinystories (1 GPU), "
         "gpt2-owt (torchrun, several GPUs)",
     )
     p.add_argument("--out", type=Path, default=None, help="run directory (runs/speedrun-PRESET)")

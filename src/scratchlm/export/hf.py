@@ -26,7 +26,6 @@ from typing import Any
 
 from safetensors.torch import load_file, save_file
 
-from scratchlm.inference.engine import load_model
 from scratchlm.model.config import ModelConfig
 from scratchlm.model.hf import (
     check_llama_compatible,
@@ -36,10 +35,15 @@ from scratchlm.model.hf import (
     to_llama_state_dict,
 )
 from scratchlm.model.transformer import TransformerLM
-from scratchlm.posttrain.loop import find_checkpoint
 from scratchlm.tokenizer import chat
 from scratchlm.tokenizer.tokenizer import Tokenizer
-from scratchlm.train.checkpoint import rng_state, save_checkpoint, tokenizer_hash
+from scratchlm.train.checkpoint import (
+    find_checkpoint,
+    load_model,
+    rng_state,
+    save_checkpoint,
+    tokenizer_hash,
+)
 
 log = logging.getLogger(__name__)
 

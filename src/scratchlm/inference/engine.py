@@ -8,42 +8,24 @@ joined into plain text for a base model to continue. Decoding stops on the end-o
 for chat, on the end-of-turn and other role tokens), on a stop string, or after max_new_tokens.
 """
 
-import json
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
 from scratchlm.inference.text import TextAssembler
-from scratchlm.model.config import ModelConfig
 from scratchlm.model.generate import SamplingConfig, stream
 from scratchlm.model.transformer import TransformerLM
-from scratchlm.posttrain.loop import find_checkpoint
 from scratchlm.runtime import pick_device
 from scratchlm.tokenizer.chat import CHAT_SPECIAL_TOKENS, has_chat_tokens, render_prompt
 from scratchlm.tokenizer.tokenizer import Tokenizer
+from scratchlm.train.checkpoint import find_checkpoint, load_model
 
 log = logging.getLogger(__name__)
 
 END_OF_TEXT = "<|endoftext|>"
-
-
-def load_model(path: Path, device: torch.device | str = "cpu") -> TransformerLM:
-    """The TransformerLM of a checkpoint directory, in eval mode on `device`."""
-    config_path = path / "config.json"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} has no config.json")
-    config = json.loads(config_path.read_text())
-    model_config = ModelConfig.from_dict(config.get("model", config))
-    model = TransformerLM.from_config(model_config, device="meta")
-    state = load_file(str(path / "model.safetensors"))
-    model.to_empty(device=device)
-    model.init_weights()  # fills the non-persistent rotary tables; the weights come next
-    model.load_state_dict(state, strict=True)
-    return model.eval()
 
 
 class TextStream:

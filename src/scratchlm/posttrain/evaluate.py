@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from scratchlm.eval.tasks import EVAL_SEED, evaluate
-from scratchlm.posttrain.loop import find_checkpoint, load_chat_model
+from scratchlm.posttrain.loop import load_chat_model
 from scratchlm.runtime import pick_device
+from scratchlm.train.checkpoint import find_checkpoint
 
 
 def evaluate_task(

@@ -22,13 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 from torch import Tensor
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from scratchlm.config import to_dict
-from scratchlm.model.config import ModelConfig
 from scratchlm.model.transformer import TransformerLM
 from scratchlm.optimizers import clip_grad_norm
 from scratchlm.posttrain.vocab import resize_token_embeddings
@@ -102,30 +100,14 @@ class StageSetup:
         return autocast(self.device, self.amp_dtype)
 
 
-def find_checkpoint(path: str | Path) -> Path:
-    """`path` if it is a checkpoint directory, else the newest checkpoint of the run directory."""
-    path = Path(path)
-    if (path / "model.safetensors").is_file():
-        return path
-    found = ckpt.list_checkpoints(path / "checkpoints")
-    if not found:
-        raise FileNotFoundError(
-            f"{path} is neither a checkpoint directory nor a run directory with checkpoints; "
-            "pass the output of 'scratchlm train' (or of an earlier post-training stage)"
-        )
-    return found[-1]
-
-
 def load_chat_model(path: str | Path, device: torch.device) -> tuple[TransformerLM, Tokenizer]:
     """A checkpoint's model and tokenizer, with the chat tokens added and the model grown to fit."""
-    path = find_checkpoint(path)
+    path = ckpt.find_checkpoint(path)
     if not (path / "tokenizer").is_dir():
         raise FileNotFoundError(
             f"checkpoint {path} has no tokenizer/: pretrain with data.tokenizer_dir set"
         )
-    config = json.loads((path / "config.json").read_text())
-    model = TransformerLM.from_config(ModelConfig.from_dict(config["model"]), device=device)
-    model.load_state_dict(load_file(str(path / "model.safetensors"), device=str(device)))
+    model = ckpt.load_model(path, device).train()
     tokenizer = add_chat_tokens(Tokenizer.from_dir(path / "tokenizer"))
     if tokenizer.vocab_size > model.config.vocab_size:
         resize_token_embeddings(model, tokenizer.vocab_size)

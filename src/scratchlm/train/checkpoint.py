@@ -28,6 +28,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from scratchlm.model.config import ModelConfig
+from scratchlm.model.transformer import TransformerLM
+
 FORMAT_VERSION = 1
 PREFIX = "step_"
 
@@ -225,3 +228,32 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def find_checkpoint(path: str | Path) -> Path:
+    """`path` if it is a checkpoint directory, else the newest checkpoint of the run directory."""
+    path = Path(path)
+    if (path / "model.safetensors").is_file():
+        return path
+    found = list_checkpoints(path / "checkpoints")
+    if not found:
+        raise FileNotFoundError(
+            f"{path} is neither a checkpoint directory nor a run directory with checkpoints; "
+            "pass the output of 'scratchlm train' (or of an earlier post-training stage)"
+        )
+    return found[-1]
+
+
+def load_model(path: Path, device: torch.device | str = "cpu") -> TransformerLM:
+    """The TransformerLM of a checkpoint directory, in eval mode on `device`."""
+    config_path = path / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} has no config.json")
+    config = json.loads(config_path.read_text())
+    model_config = ModelConfig.from_dict(config.get("model", config))
+    model = TransformerLM.from_config(model_config, device="meta")
+    state = load_file(str(path / "model.safetensors"))
+    model.to_empty(device=device)
+    model.init_weights()  # fills the non-persistent rotary tables; the weights come next
+    model.load_state_dict(state, strict=True)
+    return model.eval()
