@@ -226,6 +226,12 @@ def test_kv_cache_decode_equals_full_forward(overrides: dict) -> None:
     pieces += [model(x[:, t : t + 1], kv_cache=cache) for t in range(8, 14)]
     torch.testing.assert_close(torch.cat(pieces, dim=1), full, rtol=1e-5, atol=1e-5)
     assert cache.pos == 14
+    cache.reset()
+    last = model(x[:, :9], kv_cache=cache, last_only=True)  # prefill, then one decode step
+    torch.testing.assert_close(last, full[:, 8:9], rtol=1e-5, atol=1e-5)
+    last = model(x[:, 9:10], kv_cache=cache, last_only=True)
+    torch.testing.assert_close(last, full[:, 9:10], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(model(x, last_only=True), full[:, -1:], rtol=1e-5, atol=1e-5)
 
 
 def test_kv_cache_limits_are_actionable_errors() -> None:

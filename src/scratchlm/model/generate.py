@@ -178,4 +178,4 @@ def generate(
 @torch.no_grad()
 def _last_logits(model: TransformerLM, ids: Tensor, cache: KVCache) -> Tensor:
     """Feed ids (B, T) to the model, appending to the cache; the last position's logits (B, V)."""
-    return model(ids, kv_cache=cache)[:, -1]
+    return model(ids, kv_cache=cache, last_only=True)[:, -1]

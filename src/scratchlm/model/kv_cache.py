@@ -86,12 +86,14 @@ class KVCache:
             return positions
         return (positions - self.left_pad[:, None]).clamp(min=0)
 
-    def attention_mask(self, batch_size: int, num_new: int) -> Tensor:
+    def attention_mask(self, batch_size: int, num_new: int) -> Tensor | None:
         """Check there is room for num_new more tokens of this batch; say which keys each may see.
 
-        Returns a bool (T, S) mask, S = pos + T: query i (position pos + i) sees keys j <= pos + i.
-        With left_pad: (B, 1, T, S), where row b also hides its pad keys j < left_pad[b] (a pad
-        query still sees itself, so no softmax row is empty).
+        Query i (position pos + i) sees keys j <= pos + i, S = pos + T keys in all. Returns None
+        when that needs no mask: an empty cache (plain causal attention, T == S) or a single new
+        token (it sees every key), both without left_pad. Otherwise a bool (T, S) mask, or with
+        left_pad (B, 1, T, S), where row b also hides its pad keys j < left_pad[b] (a pad query
+        still sees itself, so no softmax row is empty).
         """
         if batch_size != self.batch_size:
             raise ValueError(
@@ -103,6 +105,8 @@ class KVCache:
                 f"KV cache full: {self.pos} cached + {num_new} new positions exceed max_len "
                 f"{self.max_len}; reset() it or build a longer one"
             )
+        if self.left_pad is None and (self.pos == 0 or num_new == 1):
+            return None
         ones = torch.ones(num_new, self.pos + num_new, dtype=torch.bool, device=self.k.device)
         causal = ones.tril(diagonal=self.pos)
         if self.left_pad is None:

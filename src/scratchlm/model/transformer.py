@@ -168,9 +168,10 @@ class Attention(nn.Module):
     ) -> Tensor:
         """x: (B, T, C) -> (B, T, C).
 
-        rope: cos, sin (T, Dh) or None; mask: bool (T, S) or None for plain causal attention;
-        kv_cache: if given, this layer's new keys/values are appended to it (at index `layer`) and
-        attention runs over every cached position.
+        rope: cos, sin (T, Dh) or None; mask: bool (T, S), or None for plain causal attention
+        (T == S) or for a single query (T == 1), which sees every key; kv_cache: if given, this
+        layer's new keys/values are appended to it (at index `layer`) and attention runs over
+        every cached position.
         """
         b, t, c = x.shape
         q, k, v = self.qkv(x).split(self.qkv.out_sizes, dim=-1)
@@ -188,7 +189,7 @@ class Attention(nn.Module):
             k,
             v,
             attn_mask=mask,
-            is_causal=mask is None,
+            is_causal=mask is None and t > 1,
             enable_gqa=self.num_kv_heads != self.num_heads,
         )
         return self.out(y.transpose(1, 2).reshape(b, t, c))  # (B, T, H * Dh) -> (B, T, C)
@@ -344,11 +345,15 @@ class TransformerLM(nn.Module):
             if isinstance(module, Linear | Embedding | RMSNorm | RotaryEmbedding):
                 module.reset_parameters()
 
-    def forward(self, input_ids: Tensor, kv_cache: KVCache | None = None) -> Tensor:
-        """input_ids: (B, T) int64 -> logits (B, T, V) float32.
+    def forward(
+        self, input_ids: Tensor, kv_cache: KVCache | None = None, last_only: bool = False
+    ) -> Tensor:
+        """input_ids: (B, T) int64 -> logits (B, T, V) float32, or (B, 1, V) with last_only.
 
         Without a cache, T tokens at positions 0 .. T-1 attend causally. With a cache, they sit at
         positions pos .. pos + T - 1 after the cached ones, attend to those too, and are appended.
+        last_only computes the head on the last position only, all that choosing the next token
+        needs.
         """
         b, t = input_ids.shape
         start = 0 if kv_cache is None else kv_cache.pos
@@ -369,6 +374,8 @@ class TransformerLM(nn.Module):
             x = block(x, rope, mask, kv_cache, layer)
         if kv_cache is not None:
             kv_cache.advance(t)
+        if last_only:
+            x = x[:, -1:]
         if self.ln_final is not None:
             x = self.ln_final(x)
         head = self.token_embeddings if self.lm_head is None else self.lm_head
