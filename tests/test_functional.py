@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from scratchlm.model import functional
 from scratchlm.model.functional import cross_entropy, softmax
 
 
@@ -41,6 +42,18 @@ def test_cross_entropy_matches_torch_values_and_grads(reduction: str, scale: flo
     (ref * weights).sum().backward()
     torch.testing.assert_close(logits.grad, ref_logits.grad, rtol=1e-5, atol=1e-6)
     assert logits.grad is not None and (logits.grad[0, :4] == 0).all()
+
+
+def test_cross_entropy_over_several_row_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(functional, "_BLOCK_ELEMENTS", 5 * 37)  # 33 rows -> blocks of 5, then 3
+    logits, targets = _logits_and_targets(2, (3, 11), vocab=37, scale=10.0)
+    ours = cross_entropy(logits, targets, reduction="none")
+    ref_logits = logits.detach().clone().requires_grad_()
+    ref = F.cross_entropy(ref_logits.transpose(1, 2), targets, reduction="none")
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)
+    ours.sum().backward()
+    ref.sum().backward()
+    torch.testing.assert_close(logits.grad, ref_logits.grad, rtol=1e-5, atol=1e-6)
 
 
 def test_cross_entropy_custom_ignore_index_and_bf16_logits() -> None:
