@@ -12,6 +12,7 @@ from scratchlm.eval.tasks import (
     math_instruction,
     parse_instruction,
     preference_records,
+    replace_word,
     reward,
     score,
     sft_records,
@@ -65,6 +66,31 @@ def test_demonstrations_satisfy_and_rejected_answers_do_not() -> None:
         assert record["chosen"] != record["rejected"]
 
 
+def test_story_pairs_differ_only_in_the_constraint_words() -> None:
+    stories = [r for r in preference_records(60, seed=4) if not r["chosen"][0].isdigit()]
+    assert stories
+    for record in stories:
+        chosen, rejected = record["chosen"].split(), record["rejected"].split()
+        required = {w.lower() for w in parse_instruction(record["prompt"]).required}
+        changed = [(a, b) for a, b in zip(chosen, rejected, strict=False) if a != b]
+        assert changed  # same story, other entities
+        for before, _ in changed:
+            word = before.strip(".,!?\"':;").lower().removesuffix("'s")
+            # the changed word is a constraint word, its plural, or an article before one
+            assert word in {"a", "an"} or any(word.startswith(r[:3]) for r in required), before
+
+
+def test_replace_word_follows_articles_plurals_and_capitals() -> None:
+    text = "An owl sat by a box. Owls hoot. The owl's hat. Bowls and owlets stay."
+    assert replace_word(text, "owl", "fox") == (
+        "A fox sat by a box. Foxes hoot. The fox's hat. Bowls and owlets stay."
+    )
+    assert replace_word("Mia met Mia's mom.", "Mia", "Ava") == "Ava met Ava's mom."
+    assert replace_word("a kite and an elephant", "kite", "umbrella") == (
+        "an umbrella and an elephant"
+    )
+
+
 def test_story_demonstrations_stay_short() -> None:
     answers = [r["messages"][1]["content"] for r in sft_records(60, seed=5)]
     stories = [a for a in answers if not a[0].isdigit()]
@@ -89,6 +115,9 @@ def test_default_task_is_registered() -> None:
     assert prompts == [i.prompt for i in make_instructions(5, 0)]
     with pytest.raises(ValueError, match="unknown task 'nope'"):
         get_task("nope")
+    arithmetic, stories = get_task("arithmetic").prompts(20, 0), get_task("story").prompts(20, 0)
+    assert all(parse_instruction(p).kind == "arithmetic" for p in arithmetic)
+    assert all(parse_instruction(p).kind == "story" for p in stories)
 
 
 def test_evaluate_task_reports_a_rate(tmp_path: Path, corpus_text: str) -> None:

@@ -907,7 +907,7 @@ HONESTY: tuple[Paragraph, ...] = (
             'be careful with it."',
         ),
         (
-            "{hero} also had a pet {animal}. It liked to {move} around the house.",
+            "{hero} also had a pet {animal}. It {move} around the house all day.",
             "The family had a pet {animal} that {sound} all day long.",
             "{hero} lived with {his} {parent} and a little {animal}.",
         ),

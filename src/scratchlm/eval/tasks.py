@@ -35,9 +35,11 @@ from scratchlm.data.synth import (
     NAMES,
     OBJECT_NAMES,
     contains_word,
+    plural,
     story,
     with_article,
 )
+from scratchlm.data.synth_words import BOY_NAMES, GIRL_NAMES
 from scratchlm.model.generate import SamplingConfig, generate
 from scratchlm.tokenizer.chat import chat_tokens, render_prompt
 from scratchlm.tokenizer.tokenizer import Tokenizer
@@ -141,23 +143,44 @@ def demonstration(instruction: Instruction, rng: random.Random) -> str:
     return short_story(rng, *instruction.required)
 
 
-def violation(instruction: Instruction, rng: random.Random) -> str:
-    """A plausible answer that misses at least one constraint: other entities, or a wrong result."""
+def violation(instruction: Instruction, rng: random.Random, answer: str) -> str:
+    """`answer` turned into a near miss: a wrong result, or the story with other entities.
+
+    A story keeps every sentence and changes only the required words, at least one of them (a name
+    for a name of the same sex, an animal or object for another, articles and plurals following), so
+    the pair (answer, violation) differs exactly where the constraints are checked.
+    """
     if instruction.kind == "arithmetic":
         wrong = instruction.answer + rng.choice([-3, -2, -1, 1, 2, 3])
         return _equation(instruction, wrong if wrong >= 0 else instruction.answer + 1)
-    pools = (NAMES, ANIMALS, THINGS)
-    while True:
-        swap = [rng.random() < 0.5 for _ in pools]
-        if not any(swap):
-            swap[rng.randrange(len(pools))] = True
-        words = [
-            rng.choice(pool) if s else w
-            for pool, s, w in zip(pools, swap, instruction.required, strict=True)
-        ]
-        answer = short_story(rng, *words, tries=1)
-        if score(instruction, answer) < 1.0:
-            return answer
+    name, animal, thing = instruction.required
+    swap = [rng.random() < 0.5 for _ in instruction.required]
+    if not any(swap):
+        swap[rng.randrange(len(swap))] = True
+    same_sex = GIRL_NAMES if name in GIRL_NAMES else BOY_NAMES
+    for old, pool, do in zip(instruction.required, (same_sex, ANIMALS, THINGS), swap, strict=True):
+        if do:
+            answer = replace_word(answer, old, rng.choice([w for w in pool if w != old]))
+    return answer
+
+
+def replace_word(text: str, old: str, new: str) -> str:
+    """Every whole-word `old` in `text` (also its plural, and "a"/"an" before it) becomes `new`."""
+
+    def sub(found: re.Match) -> str:
+        article, word = found["article"], found["word"]
+        out = plural(new) if word.lower() == plural(old).lower() else new
+        if article:
+            out = with_article(out)
+            article_first = article[0]
+            out = out if article_first.islower() else out[0].upper() + out[1:]
+        elif word[0].isupper():
+            out = out[0].upper() + out[1:]
+        return out
+
+    words = "|".join(re.escape(w) for w in sorted({old, plural(old)}, key=len, reverse=True))
+    pattern = rf"(?<![\w-])(?:(?P<article>[Aa]n? ))?(?P<word>{words})(?![\w-])"
+    return re.sub(pattern, sub, text, flags=re.IGNORECASE)
 
 
 def _equation(instruction: Instruction, result: int) -> str:
@@ -183,8 +206,9 @@ def preference_records(n: int, seed: int) -> list[dict[str, str]]:
     """`n` records `{"prompt", "chosen", "rejected"}`: chosen satisfies, rejected does not."""
     rng = random.Random(f"preference:{seed}")
     return [
-        {"prompt": ins.prompt, "chosen": demonstration(ins, rng), "rejected": violation(ins, rng)}
+        {"prompt": ins.prompt, "chosen": chosen, "rejected": violation(ins, rng, chosen)}
         for ins in make_instructions(n, seed)
+        for chosen in [demonstration(ins, rng)]
     ]
 
 
@@ -218,7 +242,20 @@ def default_prompts(n: int, seed: int) -> list[str]:
     return [ins.prompt for ins in make_instructions(n, seed)]
 
 
-TASKS: dict[str, Task] = {"default": Task(default_prompts, reward)}
+def arithmetic_prompts(n: int, seed: int) -> list[str]:
+    return [ins.prompt for ins in make_instructions(n, seed, story_fraction=0.0)]
+
+
+def story_prompts(n: int, seed: int) -> list[str]:
+    return [ins.prompt for ins in make_instructions(n, seed, story_fraction=1.0)]
+
+
+# "arithmetic" and "story" are the default task's two halves, for GRPO on one kind at a time.
+TASKS: dict[str, Task] = {
+    "default": Task(default_prompts, reward),
+    "arithmetic": Task(arithmetic_prompts, reward),
+    "story": Task(story_prompts, reward),
+}
 
 
 def get_task(name: str) -> Task:
