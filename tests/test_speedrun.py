@@ -10,7 +10,8 @@ from scratchlm.cli import main
 
 pytestmark = pytest.mark.slow
 
-STAGES = ["corpus", "tokenizer", "tokenize", "pretrain", "task", "sft", "dpo", "grpo", "evaluate"]
+STAGES = ["corpus", "tokenizer", "tokenize", "pretrain", "task", "sft", "pairs", "dpo", "grpo",
+          "evaluate"]  # fmt: skip
 
 
 def test_speedrun_end_to_end_then_rerun_skips(
@@ -26,6 +27,10 @@ def test_speedrun_end_to_end_then_rerun_skips(
     for stage in ("pretrain", "sft", "dpo", "grpo"):
         assert (out / f"{stage}-loss.png").stat().st_size > 1000
         assert f"| {stage} | " in report.split("constraint-satisfaction rate")[1]
+    # The mini preset's DPO trains on pairs built from the SFT model's own answers.
+    pairs = (out / "pairs" / "preference.jsonl").read_text().splitlines()
+    dpo_data = json.loads((out / "dpo" / "config.json").read_text())["data"]
+    assert len(pairs) == 24 and dpo_data == str(out / "pairs" / "preference.jsonl")
 
     before = {p.name: p.stat().st_mtime_ns for p in (out / "stages").iterdir()}
     capsys.readouterr()

@@ -4,10 +4,13 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from posttrain_helpers import make_base_checkpoint
 
+from scratchlm.cli import main
 from scratchlm.eval.tasks import (
     get_task,
+    greedy_answers,
     make_instructions,
     math_instruction,
     parse_instruction,
@@ -15,11 +18,13 @@ from scratchlm.eval.tasks import (
     replace_word,
     reward,
     score,
+    self_preference_records,
     sft_records,
     story_instruction,
     write_task_files,
 )
 from scratchlm.posttrain.evaluate import evaluate_task
+from scratchlm.posttrain.loop import load_chat_model
 
 
 def test_instructions_are_seeded_and_varied() -> None:
@@ -127,3 +132,24 @@ def test_evaluate_task_reports_a_rate(tmp_path: Path, corpus_text: str) -> None:
     assert result["checkpoint"] == str(base)
     assert len(result["samples"]) == 4 and all(0 <= s["score"] <= 1 for s in result["samples"])
     assert score(make_instructions(1, 0)[0], "") == 0.0
+
+
+def test_self_pairs_reject_the_models_own_mistakes(tmp_path: Path, corpus_text: str) -> None:
+    base = make_base_checkpoint(tmp_path, corpus_text, context_length=96)
+    model, tokenizer = load_chat_model(base, torch.device("cpu"))
+    prompts = get_task("default").prompts(6, 0)
+    answers = greedy_answers(model, tokenizer, prompts, max_new_tokens=8)
+    records = self_preference_records(model, tokenizer, prompts, seed=0, max_new_tokens=8)
+    assert [r["prompt"] for r in records] == prompts
+    for record, answer in zip(records, answers, strict=True):
+        assert reward(record["prompt"], record["chosen"]) == 1.0
+        assert reward(record["prompt"], record["rejected"]) < 1.0
+        # an untrained model fails, so its answer is the rejected side
+        assert record["rejected"] == answer
+
+    out = tmp_path / "pairs" / "self.jsonl"
+    code = main(["task", "pairs", "--checkpoint", str(base), "--out", str(out), "--n", "4",
+                 "--task", "arithmetic", "--device", "cpu"])  # fmt: skip
+    assert code == 0
+    written = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["prompt"] for r in written] == get_task("arithmetic").prompts(4, 0)

@@ -378,6 +378,20 @@ def add_task(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (default auto)")
     ev.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the result")
     ev.set_defaults(func=run_task_eval)
+    pairs = task_sub.add_parser(
+        "pairs",
+        help="preference pairs from a checkpoint's own answers (on-policy DPO data)",
+        description="The checkpoint answers seeded task prompts greedily; a failed answer becomes "
+        "the rejected side (a demonstration the chosen one), a correct answer the chosen side (a "
+        "near miss the rejected one).",
+    )
+    pairs.add_argument("--checkpoint", required=True, metavar="DIR", help="checkpoint or run dir")
+    pairs.add_argument("--out", type=Path, required=True, metavar="FILE", help="output .jsonl")
+    pairs.add_argument("--task", default="default", help="default, arithmetic or story")
+    pairs.add_argument("--n", type=int, default=1000, help="pairs (default 1000)")
+    pairs.add_argument("--seed", type=int, default=0, help="prompt seed (default 0)")
+    pairs.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (default auto)")
+    pairs.set_defaults(func=run_task_pairs)
 
 
 def run_task_make(args: argparse.Namespace) -> int:
@@ -408,6 +422,14 @@ def run_task_eval(args: argparse.Namespace) -> int:
         tmp = args.json.with_name(args.json.name + ".tmp")
         tmp.write_text(json.dumps(result, indent=2) + "\n")
         tmp.replace(args.json)
+    return 0
+
+
+def run_task_pairs(args: argparse.Namespace) -> int:
+    from scratchlm.posttrain.pairs import write_self_pairs
+
+    result = write_self_pairs(args.checkpoint, args.out, args.task, args.n, args.seed, args.device)
+    print(f"wrote {result['path']} ({result['pairs']} pairs from {result['checkpoint']})")
     return 0
 
 

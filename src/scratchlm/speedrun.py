@@ -9,6 +9,7 @@ and an interrupted pretraining or post-training stage resumes from its latest ch
     pretrain   the TransformerLM                                   -> pretrain/
     task       the default task's SFT and preference data          -> task/
     sft        supervised fine-tuning on the task's conversations  -> sft/
+    pairs      (dpo_pairs=self) preference pairs from the SFT model's own answers -> pairs/
     dpo, grpo  preference tuning and/or reinforcement on the reward -> dpo/, grpo/
     evaluate   constraint-satisfaction rate after each stage, samples before and after
     report     report.md (always rewritten)
@@ -43,6 +44,7 @@ from scratchlm.posttrain.dpo import DPOConfig, run_dpo
 from scratchlm.posttrain.evaluate import evaluate_task
 from scratchlm.posttrain.grpo import GRPOConfig, run_grpo
 from scratchlm.posttrain.loop import LoopConfig, load_chat_model
+from scratchlm.posttrain.pairs import write_self_pairs
 from scratchlm.posttrain.sft import SFTConfig, run_sft
 from scratchlm.runtime import pick_device
 from scratchlm.tokenizer import Tokenizer, train_bpe
@@ -92,6 +94,9 @@ class PosttrainStageConfig:
     method: Literal["dpo", "grpo", "both", "none"] = "dpo"
     sft_examples: int = 2000
     preference_pairs: int = 2000
+    dpo_pairs: Literal["task", "self"] = "task"  # self: on-policy pairs from the SFT model
+    self_pairs: int = 1000
+    self_pairs_task: str = "default"
     eval_instructions: int = 100
     eval_max_new_tokens: int = 96
     seed: int = 0
@@ -128,14 +133,15 @@ def cpu() -> SpeedrunConfig:
             logging=LoggingConfig(log_interval=25),
         ),
         posttrain=PosttrainStageConfig(
-            method="dpo", sft_examples=3000, preference_pairs=1500, eval_instructions=200
+            method="dpo",
+            sft_examples=3000,
+            preference_pairs=1500,
+            dpo_pairs="self",
+            self_pairs_task="arithmetic",
+            eval_instructions=200,
         ),
-        sft=SFTConfig(loop=LoopConfig(steps=200, batch_size=16, eval_interval=100)),
-        dpo=DPOConfig(
-            optimizer=OptimizerConfig(name="adamw", lr=5e-4, weight_decay=0.0),
-            schedule=ScheduleConfig(name="cosine", warmup_steps=10, min_lr=5e-5),
-            loop=LoopConfig(steps=100, batch_size=8, eval_interval=50),
-        ),
+        sft=SFTConfig(loop=LoopConfig(steps=400, batch_size=16, eval_interval=200)),
+        dpo=DPOConfig(loop=LoopConfig(steps=300, batch_size=8, eval_interval=150)),
     )
 
 
@@ -157,6 +163,8 @@ def mini() -> SpeedrunConfig:
             method="both",
             sft_examples=40,
             preference_pairs=40,
+            dpo_pairs="self",
+            self_pairs=24,
             eval_instructions=4,
             eval_max_new_tokens=12,
         ),
@@ -364,6 +372,14 @@ def stage_task(cfg: SpeedrunConfig, out: Path) -> dict[str, Any]:
     return {name: str(path) for name, path in files.items()}
 
 
+def stage_pairs(cfg: SpeedrunConfig, out: Path, policy: str) -> dict[str, Any]:
+    p = cfg.posttrain
+    return write_self_pairs(
+        policy, out / "pairs" / "preference.jsonl", p.self_pairs_task, p.self_pairs, p.seed + 2,
+        cfg.pretrain.training.device,
+    )  # fmt: skip
+
+
 def ensure_finished(run_dir: Path, steps: int) -> None:
     """A loop stopped by SIGINT/SIGTERM saves and returns early: then the stage is not done."""
     step = json.loads((ckpt.find_checkpoint(run_dir) / "state.json").read_text())["step"]
@@ -465,7 +481,10 @@ def speedrun(cfg: SpeedrunConfig, out: Path) -> Path:
         ]
         policy = models["sft"]
         if method in ("dpo", "both"):
-            result = run("dpo", lambda: stage_dpo(cfg, out, policy, task["preference"]))
+            pairs = task["preference"]
+            if cfg.posttrain.dpo_pairs == "self":
+                pairs = run("pairs", lambda: stage_pairs(cfg, out, policy))["path"]
+            result = run("dpo", lambda: stage_dpo(cfg, out, policy, pairs))
             models["dpo"] = policy = result["checkpoint"]
         if method in ("grpo", "both"):
             models["grpo"] = run("grpo", lambda: stage_grpo(cfg, out, policy))["checkpoint"]
@@ -590,6 +609,8 @@ def stage_note(name: str, r: dict[str, Any]) -> str:
         return f"{r['train_bytes_per_token']:.2f} bytes/token"
     if name == "pretrain":
         return f"val loss {r['val_loss']:.3f}" if "val_loss" in r else ""
+    if name == "pairs":
+        return f"{r['pairs']:,} pairs on the SFT model's own answers"
     if "val_loss" in r:
         return f"held-out loss {r['val_loss']:.3f}"
     if "eval_accuracy" in r:

@@ -224,9 +224,7 @@ def write_task_files(out: str | Path, n_sft: int, n_preference: int, seed: int) 
         "preference": (out / "preference.jsonl", preference_records(n_preference, seed + 1)),
     }
     for path, records in files.values():
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
-        tmp.replace(path)
+        write_jsonl(path, records)
     return {name: path for name, (path, _) in files.items()}
 
 
@@ -286,6 +284,38 @@ def greedy_answers(
             answers.append(tokenizer.decode([i for i in ids if i != end]))
     model.train(was_training)
     return answers
+
+
+def self_preference_records(
+    model: nn.Module, tokenizer: Tokenizer, prompts: list[str], seed: int, max_new_tokens: int = 64
+) -> list[dict[str, str]]:
+    """Preference pairs on the model's own greedy answers to `prompts` (on-policy pairs).
+
+    An answer that misses a constraint becomes the rejected side, with a demonstration as chosen;
+    an answer that meets them all becomes the chosen side, with its near miss (`violation`) as
+    rejected. DPO on such pairs pushes down exactly the mistakes this model makes and keeps what it
+    already gets right.
+    """
+    rng = random.Random(f"self-preference:{seed}")
+    instructions = [parse_instruction(p) for p in prompts]
+    answers = greedy_answers(model, tokenizer, prompts, max_new_tokens)
+    records = []
+    for instruction, answer in zip(instructions, answers, strict=True):
+        if score(instruction, answer) < 1.0:
+            chosen, rejected = demonstration(instruction, rng), answer
+        else:
+            chosen, rejected = answer, violation(instruction, rng, answer)
+        records.append({"prompt": instruction.prompt, "chosen": chosen, "rejected": rejected})
+    return records
+
+
+def write_jsonl(path: str | Path, records: list[dict[str, Any]]) -> Path:
+    """Write `records` one JSON object per line, via a temporary file renamed into place."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
+    tmp.replace(path)
+    return path
 
 
 def evaluate(

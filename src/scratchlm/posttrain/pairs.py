@@ -1,0 +1,41 @@
+"""On-policy preference pairs: a checkpoint answers the task's prompts, the reward grades them.
+
+`scratchlm task pairs --checkpoint DIR --out FILE` writes DPO records whose rejected side is the
+model's own mistake (with a demonstration as chosen) or, where the model is right, whose chosen
+side is its own answer (with a near miss as rejected); see `self_preference_records` in
+`scratchlm.eval.tasks`.
+"""
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from scratchlm.eval.tasks import get_task, self_preference_records, write_jsonl
+from scratchlm.posttrain.loop import load_chat_model
+from scratchlm.runtime import pick_device
+from scratchlm.train.checkpoint import find_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+def write_self_pairs(
+    checkpoint_dir: str | Path,
+    out: str | Path,
+    task: str = "default",
+    n: int = 1000,
+    seed: int = 0,
+    device: str = "auto",
+    max_new_tokens: int = 64,
+) -> dict[str, Any]:
+    """Write `n` on-policy pairs for `task` prompts to the JSONL file `out`; returns a summary."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    prompts = get_task(task).prompts(n, seed)
+    path = find_checkpoint(checkpoint_dir)
+    model, tokenizer = load_chat_model(path, pick_device(device))
+    records = self_preference_records(model.eval(), tokenizer, prompts, seed, max_new_tokens)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_jsonl(out, records)
+    log.info("self pairs: %d written to %s", len(records), out)
+    return {"checkpoint": str(path), "pairs": len(records), "path": str(out)}
