@@ -13,9 +13,10 @@ Two kinds of instruction, drawn deterministically from a seed:
 `reward(prompt, completion)` reads the constraints back from the prompt text alone and returns the
 fraction met (story: 1/3 per word; arithmetic: 0 or 1), so it serves as GRPO's verifiable reward
 for any prompt of these forms. A completion satisfies its instruction when its reward is 1.
-`sft_records` gives demonstrations; `preference_records` pairs a satisfying answer with one that
-misses at least one constraint (a story about other entities, or a wrong result); `evaluate`
-reports the satisfaction rate of a model's greedy answers.
+`sft_records` gives demonstrations; `preference_records` pairs a satisfying answer with its near
+miss (the same story with some required words swapped for others, or the equation with a wrong
+result); `self_preference_records` builds such pairs on a model's own answers, its mistakes being
+the rejected side; `evaluate` reports the satisfaction rate of a model's greedy answers.
 """
 
 import json
