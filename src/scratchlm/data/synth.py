@@ -23,8 +23,8 @@ seeded `random.Random`, force them into a story, and check a completion with `co
     ok = all(contains_word(answer, w) for w in (name, animal, obj))
 
 `story` always mentions the forced name, animal (singular), object and place. A rejected answer
-for a preference pair is a story with other entities; re-draw it when `contains_word` finds a
-constraint word by chance: matching ignores case, and a few names and objects also occur as
+for a preference pair can be the same story with other entities swapped in; check it with
+`contains_word`, which may find a constraint word by chance: matching ignores case, and a few names and objects also occur as
 ordinary words ("Hope", "Lily", "Sunny"; "book", "ladder", "box").
 Small arithmetic can count the same nouns with `plural`, e.g. "Mia had three kites".
 """
