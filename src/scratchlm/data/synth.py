@@ -24,8 +24,8 @@ seeded `random.Random`, force them into a story, and check a completion with `co
 
 `story` always mentions the forced name, animal (singular), object and place. A rejected answer
 for a preference pair can be the same story with other entities swapped in; check it with
-`contains_word`, which may find a constraint word by chance: matching ignores case, and a few names and objects also occur as
-ordinary words ("Hope", "Lily", "Sunny"; "book", "ladder", "box").
+`contains_word`, which may find a constraint word by chance: matching ignores case, and a few
+names and objects also occur as ordinary words ("Hope", "Lily", "Sunny"; "book", "ladder", "box").
 Small arithmetic can count the same nouns with `plural`, e.g. "Mia had three kites".
 """
 
