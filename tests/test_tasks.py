@@ -153,3 +153,5 @@ def test_self_pairs_reject_the_models_own_mistakes(tmp_path: Path, corpus_text: 
     assert code == 0
     written = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["prompt"] for r in written] == get_task("arithmetic").prompts(4, 0)
+    code = main(["task", "pairs", "--checkpoint", str(base), "--out", str(tmp_path), "--n", "2"])
+    assert code == 2 and not list(tmp_path.glob(".*tmp*"))

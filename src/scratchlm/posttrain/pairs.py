@@ -29,7 +29,9 @@ def write_self_pairs(
 ) -> dict[str, Any]:
     """Write `n` on-policy pairs for `task` prompts to the JSONL file `out`; returns a summary."""
     if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+        raise ValueError(f"the number of pairs must be >= 1, got {n}")
+    if Path(out).is_dir():
+        raise ValueError(f"{out} is a directory: give the path of the .jsonl file to write")
     prompts = get_task(task).prompts(n, seed)
     path = find_checkpoint(checkpoint_dir)
     model, tokenizer = load_chat_model(path, pick_device(device))
