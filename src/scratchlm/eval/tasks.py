@@ -314,8 +314,11 @@ def write_jsonl(path: str | Path, records: list[dict[str, Any]]) -> Path:
     """Write `records` one JSON object per line, via a temporary file renamed into place."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
-    tmp.replace(path)
+    try:
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)  # only left when writing or renaming failed
     return path
 
 
