@@ -227,11 +227,18 @@ def test_kv_cache_decode_equals_full_forward(overrides: dict) -> None:
     torch.testing.assert_close(torch.cat(pieces, dim=1), full, rtol=1e-5, atol=1e-5)
     assert cache.pos == 14
     cache.reset()
-    last = model(x[:, :9], kv_cache=cache, last_only=True)  # prefill, then one decode step
+    # Generation's path: hidden states times the transposed head, last position only.
+    head = model.head_weight.t().contiguous()  # (C, V)
+    last = model.hidden_states(x[:, :9], kv_cache=cache)[:, -1:] @ head  # prefill
     torch.testing.assert_close(last, full[:, 8:9], rtol=1e-5, atol=1e-5)
-    last = model(x[:, 9:10], kv_cache=cache, last_only=True)
+    last = model.hidden_states(x[:, 9:10], kv_cache=cache) @ head  # one decode step
     torch.testing.assert_close(last, full[:, 9:10], rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(model(x, last_only=True), full[:, -1:], rtol=1e-5, atol=1e-5)
+
+
+def test_head_weight_is_the_output_matrix() -> None:
+    untied, tied = build(), build(tie_embeddings=True)
+    assert untied.head_weight is untied.lm_head.weight
+    assert tied.head_weight is tied.token_embeddings.weight and tied.lm_head is None
 
 
 def test_kv_cache_limits_are_actionable_errors() -> None:

@@ -145,9 +145,13 @@ def _decode(
         device=weight.device,
         left_pad=pads if pads.any() else None,
     )
+    # The head as (C, V), copied once per request: for the few rows of a decode step, a product
+    # with this layout runs about 2.5x faster than one with the (V, C) weight on our test CPU
+    # (MKL's matrix-vector path); the logits are the same up to float rounding.
+    head = model.head_weight.detach().t().contiguous()
     stops = set(config.stop_ids)
     running = [True] * ids.shape[0]
-    logits = _last_logits(model, ids.to(weight.device), cache)
+    logits = _last_logits(model, head, ids.to(weight.device), cache)
     for step in range(config.max_new_tokens):
         next_ids = sample_next(logits, config, generator)
         out: list[int | None] = []
@@ -157,7 +161,7 @@ def _decode(
         yield out
         if not any(running) or step == config.max_new_tokens - 1:
             return
-        logits = _last_logits(model, next_ids[:, None], cache)
+        logits = _last_logits(model, head, next_ids[:, None], cache)
 
 
 def generate(
@@ -176,6 +180,9 @@ def generate(
 
 
 @torch.no_grad()
-def _last_logits(model: TransformerLM, ids: Tensor, cache: KVCache) -> Tensor:
-    """Feed ids (B, T) to the model, appending to the cache; the last position's logits (B, V)."""
-    return model(ids, kv_cache=cache, last_only=True)[:, -1]
+def _last_logits(model: TransformerLM, head: Tensor, ids: Tensor, cache: KVCache) -> Tensor:
+    """Feed ids (B, T) to the model, appending to the cache; the last position's logits (B, V).
+
+    head: (C, V), the model's output matrix transposed; only the last position goes through it.
+    """
+    return (model.hidden_states(ids, kv_cache=cache)[:, -1] @ head).float()

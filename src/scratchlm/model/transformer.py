@@ -344,15 +344,20 @@ class TransformerLM(nn.Module):
             if isinstance(module, Linear | Embedding | RMSNorm | RotaryEmbedding):
                 module.reset_parameters()
 
-    def forward(
-        self, input_ids: Tensor, kv_cache: KVCache | None = None, last_only: bool = False
-    ) -> Tensor:
-        """input_ids: (B, T) int64 -> logits (B, T, V) float32, or (B, 1, V) with last_only.
+    def forward(self, input_ids: Tensor, kv_cache: KVCache | None = None) -> Tensor:
+        """input_ids: (B, T) int64 -> logits (B, T, V) float32: the head on `hidden_states`."""
+        return F.linear(self.hidden_states(input_ids, kv_cache), self.head_weight).float()
+
+    @property
+    def head_weight(self) -> Tensor:
+        """The output matrix (V, C): lm_head's weight, or the token embeddings when tied."""
+        return (self.token_embeddings if self.lm_head is None else self.lm_head).weight
+
+    def hidden_states(self, input_ids: Tensor, kv_cache: KVCache | None = None) -> Tensor:
+        """input_ids: (B, T) int64 -> the last block's output, final-normed: (B, T, C).
 
         Without a cache, T tokens at positions 0 .. T-1 attend causally. With a cache, they sit at
         positions pos .. pos + T - 1 after the cached ones, attend to those too, and are appended.
-        last_only computes the head on the last position only, all that choosing the next token
-        needs.
         """
         b, t = input_ids.shape
         start = 0 if kv_cache is None else kv_cache.pos
@@ -373,9 +378,4 @@ class TransformerLM(nn.Module):
             x = block(x, rope, mask, kv_cache, layer)
         if kv_cache is not None:
             kv_cache.advance(t)
-        if last_only:
-            x = x[:, -1:]
-        if self.ln_final is not None:
-            x = self.ln_final(x)
-        head = self.token_embeddings if self.lm_head is None else self.lm_head
-        return F.linear(x, head.weight).float()
+        return x if self.ln_final is None else self.ln_final(x)
