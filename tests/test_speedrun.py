@@ -42,6 +42,12 @@ def test_speedrun_end_to_end_then_rerun_skips(
     assert code == 2
     assert "tokenizer.vocab_size=320" in capsys.readouterr().err
 
+    # A bad setting is refused before any stage runs.
+    code = main(["speedrun", "--preset", "mini", "--out", str(tmp_path / "bad"),
+                 "posttrain.self_pairs_task=nope"])  # fmt: skip
+    assert code == 2 and "posttrain.self_pairs_task must be one of" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
 
 def test_interrupted_pretraining_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "run"

@@ -37,7 +37,7 @@ from scratchlm.config import apply_overrides, from_dict, save_config, to_dict
 from scratchlm.data.download import download
 from scratchlm.data.prepare import tokenize_file
 from scratchlm.data.synth import write_corpus
-from scratchlm.eval.tasks import write_task_files
+from scratchlm.eval.tasks import TASKS, write_task_files
 from scratchlm.model.config import ModelConfig
 from scratchlm.model.generate import SamplingConfig, generate
 from scratchlm.posttrain.dpo import DPOConfig, run_dpo
@@ -100,6 +100,13 @@ class PosttrainStageConfig:
     eval_instructions: int = 100
     eval_max_new_tokens: int = 96
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.self_pairs_task not in TASKS:  # fail here, not after pretraining
+            raise ValueError(
+                f"posttrain.self_pairs_task must be one of {', '.join(TASKS)}, "
+                f"got {self.self_pairs_task!r}"
+            )
 
 
 @dataclass(frozen=True)

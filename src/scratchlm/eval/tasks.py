@@ -173,11 +173,8 @@ def replace_word(text: str, old: str, new: str) -> str:
         out = plural(new) if word.lower() == plural(old).lower() else new
         if article:
             out = with_article(out)
-            article_first = article[0]
-            out = out if article_first.islower() else out[0].upper() + out[1:]
-        elif word[0].isupper():
-            out = out[0].upper() + out[1:]
-        return out
+        capital = (article or word)[0].isupper()  # the replaced text started a sentence
+        return out[0].upper() + out[1:] if capital else out
 
     words = "|".join(re.escape(w) for w in sorted({old, plural(old)}, key=len, reverse=True))
     pattern = rf"(?<![\w-])(?:(?P<article>[Aa]n? ))?(?P<word>{words})(?![\w-])"
