@@ -57,6 +57,7 @@ def test_assembler_cuts_at_a_stop_string() -> None:
 
 
 def test_engine_generates_what_the_model_does(engine: Engine) -> None:
+    assert engine.model.layers[0].attn.qkv.weight.t().is_contiguous()  # in decode_layout
     prompt = engine.encode_text("Once upon a time")
     expected = generate(engine.model, [prompt], GREEDY)[0]
     result = engine.complete(prompt, GREEDY)

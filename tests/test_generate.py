@@ -6,6 +6,7 @@ import torch
 from scratchlm.model import ModelConfig, TransformerLM
 from scratchlm.model.generate import (
     SamplingConfig,
+    decode_layout,
     generate,
     left_pad,
     stream,
@@ -41,6 +42,31 @@ def test_cached_greedy_equals_recomputation_on_a_ragged_batch(overrides: dict) -
     model = tiny_model(**overrides)
     got = generate(model, PROMPTS, SamplingConfig(max_new_tokens=24, temperature=0))
     assert got == [greedy_by_recomputation(model, p, 24) for p in PROMPTS]
+
+
+def test_decode_layout_keeps_weights_and_outputs() -> None:
+    model = tiny_model()
+    before = {name: w.clone() for name, w in model.state_dict().items()}
+    ids = torch.tensor(PROMPTS[0])[None]
+    with torch.no_grad():
+        logits = model(ids)
+    greedy = generate(model, PROMPTS, SamplingConfig(max_new_tokens=16, temperature=0))
+    assert decode_layout(model) is model
+    for name, weight in model.state_dict().items():
+        assert torch.equal(weight, before[name]), name
+        if weight.dim() == 2 and "embeddings" not in name:  # every Linear: (in, out) in memory
+            assert not weight.is_contiguous() and weight.t().is_contiguous(), name
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids), logits, atol=1e-5, rtol=0)
+    assert generate(model, PROMPTS, SamplingConfig(max_new_tokens=16, temperature=0)) == greedy
+    assert generate(model, PROMPTS, SamplingConfig(max_new_tokens=16, temperature=0)) == [
+        greedy_by_recomputation(model, p, 16) for p in PROMPTS
+    ]
+
+
+def test_decode_layout_leaves_other_devices_alone() -> None:
+    model = decode_layout(TransformerLM(101, 64, 2, 32, 4, device="meta"))
+    assert all(w.is_contiguous() for w in model.parameters())
 
 
 def test_padded_cache_logits_match_the_full_forward() -> None:

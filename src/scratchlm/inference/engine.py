@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from scratchlm.inference.text import TextAssembler
-from scratchlm.model.generate import SamplingConfig, stream
+from scratchlm.model.generate import SamplingConfig, decode_layout, stream
 from scratchlm.model.transformer import TransformerLM
 from scratchlm.runtime import pick_device
 from scratchlm.tokenizer.chat import CHAT_SPECIAL_TOKENS, has_chat_tokens, render_prompt
@@ -90,12 +90,13 @@ class Engine:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto") -> "Engine":
-        """Load a checkpoint directory, or the newest checkpoint of a run directory."""
+        """Load a checkpoint directory, or the newest checkpoint of a run directory (weights in
+        `decode_layout`: this model only generates)."""
         ckpt = find_checkpoint(path)
         tokenizer_dir = ckpt / "tokenizer"
         if not tokenizer_dir.is_dir():
             raise FileNotFoundError(f"checkpoint {ckpt} has no tokenizer/ directory")
-        model = load_model(ckpt, pick_device(device))
+        model = decode_layout(load_model(ckpt, pick_device(device)))
         tokenizer = Tokenizer.from_dir(tokenizer_dir)
         if tokenizer.vocab_size > model.config.vocab_size:
             raise ValueError(

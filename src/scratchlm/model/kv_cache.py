@@ -122,10 +122,11 @@ class KVCache:
         k, v: (B, Hkv, T, Dh). Returns two (B, Hkv, pos + T, Dh) views into the cache. `pos` moves
         only in `advance`, after every layer has written.
         """
+        keys, values = self.k[layer], self.v[layer]  # (B, Hkv, Tmax, Dh)
+        keys.narrow(2, self.pos, k.shape[2]).copy_(k)
+        values.narrow(2, self.pos, v.shape[2]).copy_(v)
         end = self.pos + k.shape[2]
-        self.k[layer, :, :, self.pos : end] = k
-        self.v[layer, :, :, self.pos : end] = v
-        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+        return keys.narrow(2, 0, end), values.narrow(2, 0, end)
 
     def advance(self, num_new: int) -> None:
         self.pos += num_new

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from scratchlm.eval.tasks import EVAL_SEED, evaluate
+from scratchlm.model.generate import decode_layout
 from scratchlm.posttrain.loop import load_chat_model
 from scratchlm.runtime import pick_device
 from scratchlm.train.checkpoint import find_checkpoint
@@ -26,5 +27,5 @@ def evaluate_task(
         raise ValueError(f"n must be >= 1, got {n}")
     path = find_checkpoint(checkpoint_dir)
     model, tokenizer = load_chat_model(path, pick_device(device))
-    result = evaluate(model.eval(), tokenizer, n, seed, max_new_tokens)
+    result = evaluate(decode_layout(model.eval()), tokenizer, n, seed, max_new_tokens)
     return {"checkpoint": str(path), "seed": seed, **result}

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from scratchlm.eval.tasks import get_task, self_preference_records, write_jsonl
+from scratchlm.model.generate import decode_layout
 from scratchlm.posttrain.loop import load_chat_model
 from scratchlm.runtime import pick_device
 from scratchlm.train.checkpoint import find_checkpoint
@@ -35,7 +36,9 @@ def write_self_pairs(
     prompts = get_task(task).prompts(n, seed)
     path = find_checkpoint(checkpoint_dir)
     model, tokenizer = load_chat_model(path, pick_device(device))
-    records = self_preference_records(model.eval(), tokenizer, prompts, seed, max_new_tokens)
+    records = self_preference_records(
+        decode_layout(model.eval()), tokenizer, prompts, seed, max_new_tokens
+    )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_jsonl(out, records)
