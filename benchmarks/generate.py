@@ -56,6 +56,17 @@ def no_cache_last(model: TransformerLM, prompts: torch.Tensor, new: int) -> list
     return ids[:, prompts.shape[1] :].tolist()
 
 
+def read_bandwidth(device: torch.device) -> float:
+    """GB/s of one pass summing 256 MB: batch-1 decoding reads every weight once per token, so
+    its speed follows this figure, which drifts on a shared machine."""
+    data = torch.ones(64 * 2**20, device=device)
+    data.sum()
+    start = time.perf_counter()
+    for _ in range(3):
+        data.sum().item()
+    return 3 * data.numel() * 4 / (time.perf_counter() - start) / 1e9
+
+
 def seconds(fn: Callable, model: object, prompts: torch.Tensor, new: int, clock: str) -> float:
     """Time of one call fn(model, prompts, new).
 
@@ -102,7 +113,8 @@ def main() -> None:
     print(f"model: {config}")
     print(f"device {device}, torch {torch.__version__}, transformers {transformers.__version__}, "
           f"{torch.get_num_threads()} threads; {args.new_tokens} new tokens, prompt "
-          f"{args.prompt_len}, greedy; tokens per {args.clock}-clock second")  # fmt: skip
+          f"{args.prompt_len}, greedy; tokens per {args.clock}-clock second; memory read "
+          f"{read_bandwidth(device):.1f} GB/s")  # fmt: skip
 
     names = ["ours (cache)", "transformers", "no cache", "no cache, last head"]
     print(" | ".join(["batch", *names, "vs transformers", "vs no cache", "vs no cache, last head"]))
