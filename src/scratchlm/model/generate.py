@@ -98,11 +98,12 @@ def sample_next(
 def decode_layout(model: TransformerLM) -> TransformerLM:
     """Store every `Linear` weight of a CPU model column-major, in place; returns the model.
 
-    Shapes, values and outputs are unchanged: each (out, in) weight becomes the transpose of a
-    contiguous (in, out) tensor. A decode step multiplies one row per sequence by every weight;
-    with the weight in this layout MKL runs that product as a matrix-matrix multiply near memory
-    bandwidth, while the row-major (out, in) weight sends it down a matrix-vector path that was
-    ~25% slower on our test CPU (AMD EPYC, fp32). Models on other devices are left as they are.
+    Shapes and values are unchanged (outputs agree up to float rounding): each (out, in) weight
+    becomes the transpose of a contiguous (in, out) tensor. A decode step multiplies one row per
+    sequence by every weight; with the weight in this layout MKL runs that product as a
+    matrix-matrix multiply near memory bandwidth, while the row-major (out, in) weight sends it
+    down a matrix-vector path that was ~30% slower on our test CPU (AMD EPYC, fp32). Models on
+    other devices are left as they are.
     Meant for models that only generate (chat, serving, evaluation): training and saving
     checkpoints expect contiguous weights.
     """
