@@ -98,6 +98,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall", help="what a second is")
     args = p.parse_args()
+    if not 1 <= args.no_cache_repeats <= args.repeats:
+        p.error(f"--no-cache-repeats must be between 1 and --repeats ({args.repeats})")
     if args.threads:
         torch.set_num_threads(args.threads)
 
