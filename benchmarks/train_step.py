@@ -3,12 +3,18 @@
 Both models have the same shape and the same weights (ours mapped onto LlamaForCausalLM with
 attn_implementation="sdpa"). One step = forward, loss, backward, optimizer step, zero_grad.
 Ours uses scratchlm's AdamW and cross_entropy; the baseline uses torch.optim.AdamW and
-F.cross_entropy. Each variant is timed eagerly and under torch.compile (model + loss compiled, the
-optimizer step eager on both sides). The two sides alternate in rounds, so background load hits
-both alike; the reported number is the median step time.
+F.cross_entropy. Each side is timed eagerly and under torch.compile (model + loss compiled, the
+optimizer step eager on both sides). All four variants take turns in rounds, so background load
+hits them alike; the reported number is each one's median step time, and the spread of the
+per-round ratio (ours compiled / HF eager) shows how much the machine moved.
 
-    python benchmarks/train_step.py                 # default shape, fp32 CPU
-    python benchmarks/train_step.py --no-compile    # eager only
+By default malloc runs as glibc sets it up: freed activations go back to the kernel and return as
+fresh zero-filled pages next step, which costs the eager side (more, unfused buffers) far more page
+faults than the compiled one. --keep-freed-memory removes that cost for both sides.
+
+    python benchmarks/train_step.py                      # default shape, fp32 CPU
+    python benchmarks/train_step.py --keep-freed-memory  # no page faults after warm-up
+    python benchmarks/train_step.py --no-compile         # eager only
 """
 
 import argparse
@@ -23,6 +29,7 @@ from torch import Tensor
 from scratchlm.model import TransformerLM, cross_entropy
 from scratchlm.model.hf import to_hf_llama
 from scratchlm.optimizers import AdamW
+from scratchlm.runtime import keep_freed_memory
 
 
 def make_step(
@@ -71,23 +78,26 @@ def build(args: argparse.Namespace, compile_model: bool) -> dict[str, Callable]:
     }
 
 
-def measure(args: argparse.Namespace, compile_model: bool) -> dict[str, float]:
-    """Tokens/s of each side: median step time over rounds that alternate ours and hf."""
-    steps = build(args, compile_model)
+def measure(args: argparse.Namespace, modes: list[str]) -> dict[tuple[str, str], list[float]]:
+    """Step times of every (mode, side), in rounds where each one runs `steps_per_round` steps."""
+    steps = {}
+    for mode in modes:
+        for name, step in build(args, compile_model=mode == "compile").items():
+            steps[mode, name] = step
     gen = torch.Generator().manual_seed(1)
     data = torch.randint(0, args.vocab, (args.batch, args.context + 1), generator=gen)
     inputs, targets = data[:, :-1].contiguous(), data[:, 1:].contiguous()
-    warmup = args.warmup + (args.compile_warmup if compile_model else 0)
-    for name, step in steps.items():
+    for (mode, name), step in steps.items():
+        warmup = args.warmup + (args.compile_warmup if mode == "compile" else 0)
         for _ in range(warmup):
             step(inputs, targets)
-        print(f"  warmed up {name} ({warmup} steps)", flush=True)
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(args.rounds):
-        for name, step in steps.items():
-            times[name] += [timed(step, inputs, targets) for _ in range(args.steps_per_round)]
-    tokens = args.batch * args.context
-    return {name: tokens / statistics.median(t) for name, t in times.items()}
+        print(f"  warmed up {name} {mode} ({warmup} steps)", flush=True)
+    times: dict[tuple[str, str], list[float]] = {key: [] for key in steps}
+    for i in range(args.rounds):
+        for key, step in steps.items():
+            times[key] += [timed(step, inputs, targets) for _ in range(args.steps_per_round)]
+        print(f"  round {i + 1}/{args.rounds}", flush=True)
+    return times
 
 
 def main() -> None:
@@ -104,29 +114,46 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps-per-round", type=int, default=3)
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows")
+    parser.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="let malloc reuse freed memory (no page faults after warm-up), for both sides, as "
+        "scratchlm's training commands do on a CPU",
+    )
     args = parser.parse_args()
+    if args.keep_freed_memory and not keep_freed_memory():
+        parser.error("--keep-freed-memory needs glibc's mallopt, which this C library lacks")
 
     print(
         f"train step, fp32 CPU ({torch.get_num_threads()} threads), torch {torch.__version__}: "
         f"V={args.vocab} T={args.context} L={args.layers} C={args.d_model} H={args.heads} "
-        f"d_ff={args.d_ff} B={args.batch}",
+        f"d_ff={args.d_ff} B={args.batch}, malloc "
+        f"{'keeps freed memory' if args.keep_freed_memory else 'defaults'}",
         flush=True,
     )
-    rows = []
-    for compile_model in [False] if args.no_compile else [False, True]:
-        mode = "compile" if compile_model else "eager"
-        print(f"{mode}:", flush=True)
-        rates = measure(args, compile_model)
-        rows.append((mode, rates["ours"], rates["hf"]))
-    hf_eager = rows[0][2]
+    modes = ["eager"] if args.no_compile else ["eager", "compile"]
+    times = measure(args, modes)
+    tokens = args.batch * args.context
+    rate = {key: tokens / statistics.median(t) for key, t in times.items()}
+    hf_eager = rate["eager", "hf"]
     print("\n| mode | ours tok/s | HF Llama tok/s | ours / HF (same mode) | ours / HF eager |")
     print("|---|---|---|---|---|")
-    for mode, ours, hf in rows:
+    for mode in modes:
+        ours, hf = rate[mode, "ours"], rate[mode, "hf"]
         print(f"| {mode} | {ours:,.0f} | {hf:,.0f} | {ours / hf:.2f}x | {ours / hf_eager:.2f}x |")
-    summary = ", ".join(f"{mode} {ours / hf:.2f}x" for mode, ours, hf in rows)
+    # Each round's own ratio shows how much of the spread is the machine rather than the code.
+    n = args.steps_per_round
+    ours_t, hf_t = times[modes[-1], "ours"], times["eager", "hf"]
+    per_round = [
+        statistics.median(hf_t[i : i + n]) / statistics.median(ours_t[i : i + n])
+        for i in range(0, len(ours_t), n)
+    ]
     print(
-        f"\ntrain_step: ratio={rows[0][1] / rows[0][2]:.2f} ({summary}; ours vs HF Llama + AdamW)"
+        f"ours {modes[-1]} / HF eager, round by round: {min(per_round):.2f}x-{max(per_round):.2f}x"
     )
+    summary = ", ".join(f"{m} {rate[m, 'ours'] / rate[m, 'hf']:.2f}x" for m in modes)
+    ratio = rate["eager", "ours"] / hf_eager
+    print(f"\ntrain_step: ratio={ratio:.2f} ({summary}; ours vs HF Llama)")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,14 @@ from scratchlm.config import to_dict
 from scratchlm.model.transformer import TransformerLM
 from scratchlm.optimizers import clip_grad_norm
 from scratchlm.posttrain.vocab import resize_token_embeddings
-from scratchlm.runtime import autocast, autocast_dtype, make_run_dir, pick_device, seed_everything
+from scratchlm.runtime import (
+    autocast,
+    autocast_dtype,
+    keep_freed_memory,
+    make_run_dir,
+    pick_device,
+    seed_everything,
+)
 from scratchlm.schedulers import set_learning_rate
 from scratchlm.tokenizer.chat import add_chat_tokens
 from scratchlm.tokenizer.tokenizer import Tokenizer
@@ -138,6 +145,8 @@ def setup_stage(stage: str, cfg: Any, source: str, out_dir: str, resume: str | N
         )
     seed_everything(loop.seed)
     device = pick_device(loop.device)
+    if device.type == "cpu":
+        keep_freed_memory()  # no fresh zero-filled pages for each step's activations
     run_dir = Path(out_dir)
     root = run_dir / "checkpoints"
     resume_path = ckpt.resolve_resume(resume, root) if resume else None

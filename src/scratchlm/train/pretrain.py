@@ -43,6 +43,7 @@ from scratchlm.runtime import (
     base_dir,
     enable_tf32,
     init_distributed,
+    keep_freed_memory,
     make_run_dir,
     seed_everything,
     teardown_distributed,
@@ -279,6 +280,8 @@ def pretrain(cfg: PretrainConfig, resume: str | None = None) -> dict[str, Any]:
 def _pretrain(cfg: PretrainConfig, resume: str | None, info: DistInfo) -> dict[str, Any]:
     t, m, device = cfg.training, cfg.model, info.device
     enable_tf32()
+    if device.type == "cpu":
+        keep_freed_memory()  # no fresh zero-filled pages for each step's activations
     amp_dtype = autocast_dtype(device, t.dtype)
     amp = autocast(device, amp_dtype)
 
