@@ -27,7 +27,7 @@ import torch
 from scratchlm.config import load_config
 from scratchlm.model import ModelConfig, TransformerLM, cross_entropy
 from scratchlm.optimizers import AdamW
-from scratchlm.runtime import autocast, autocast_dtype, pick_device
+from scratchlm.runtime import autocast, autocast_dtype, keep_freed_memory, pick_device
 from scratchlm.train.pretrain import PretrainConfig, pretrain
 
 
@@ -70,6 +70,8 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     device = pick_device(args.device)
+    if device.type == "cpu":
+        keep_freed_memory()  # pretrain does this on a CPU; from the start, both sides run alike
     shape = ModelConfig(10_000, 256, 4, 512, 16, d_ff=1344)
     with tempfile.TemporaryDirectory() as tmp:
         data = np.random.default_rng(0).integers(0, shape.vocab_size, 4_000_000, dtype=np.uint16)

@@ -10,7 +10,8 @@ per-round ratio (ours compiled / HF eager) shows how much the machine moved.
 
 By default malloc runs as glibc sets it up: freed activations go back to the kernel and return as
 fresh zero-filled pages next step, which costs the eager side (more, unfused buffers) far more page
-faults than the compiled one. --keep-freed-memory removes that cost for both sides.
+faults than the compiled one. --keep-freed-memory removes that cost for both sides. The table
+gives each variant's minor page faults per step and the kernel's share of its CPU time.
 
     python benchmarks/train_step.py                      # default shape, fp32 CPU
     python benchmarks/train_step.py --keep-freed-memory  # no page faults after warm-up
@@ -18,9 +19,11 @@ faults than the compiled one. --keep-freed-memory removes that cost for both sid
 """
 
 import argparse
+import resource
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -50,10 +53,26 @@ def make_step(
     return step
 
 
-def timed(step: Callable[[Tensor, Tensor], Tensor], inputs: Tensor, targets: Tensor) -> float:
-    start = time.perf_counter()
-    step(inputs, targets)
-    return time.perf_counter() - start
+@dataclass
+class Timings:
+    """One variant's timed steps: wall seconds of each, and minor page faults and user / kernel
+    CPU seconds summed over all of them."""
+
+    seconds: list[float] = field(default_factory=list)
+    faults: int = 0
+    user: float = 0.0
+    kernel: float = 0.0
+
+    def run(
+        self, step: Callable[[Tensor, Tensor], Tensor], inputs: Tensor, targets: Tensor
+    ) -> None:
+        before, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+        step(inputs, targets)
+        self.seconds.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        self.faults += after.ru_minflt - before.ru_minflt
+        self.user += after.ru_utime - before.ru_utime
+        self.kernel += after.ru_stime - before.ru_stime
 
 
 def build(args: argparse.Namespace, compile_model: bool) -> dict[str, Callable]:
@@ -78,8 +97,8 @@ def build(args: argparse.Namespace, compile_model: bool) -> dict[str, Callable]:
     }
 
 
-def measure(args: argparse.Namespace, modes: list[str]) -> dict[tuple[str, str], list[float]]:
-    """Step times of every (mode, side), in rounds where each one runs `steps_per_round` steps."""
+def measure(args: argparse.Namespace, modes: list[str]) -> dict[tuple[str, str], Timings]:
+    """Timings of every (mode, side), in rounds where each one runs `steps_per_round` steps."""
     steps = {}
     for mode in modes:
         for name, step in build(args, compile_model=mode == "compile").items():
@@ -92,10 +111,11 @@ def measure(args: argparse.Namespace, modes: list[str]) -> dict[tuple[str, str],
         for _ in range(warmup):
             step(inputs, targets)
         print(f"  warmed up {name} {mode} ({warmup} steps)", flush=True)
-    times: dict[tuple[str, str], list[float]] = {key: [] for key in steps}
+    times = {key: Timings() for key in steps}
     for i in range(args.rounds):
         for key, step in steps.items():
-            times[key] += [timed(step, inputs, targets) for _ in range(args.steps_per_round)]
+            for _ in range(args.steps_per_round):
+                times[key].run(step, inputs, targets)
         print(f"  round {i + 1}/{args.rounds}", flush=True)
     return times
 
@@ -134,16 +154,25 @@ def main() -> None:
     modes = ["eager"] if args.no_compile else ["eager", "compile"]
     times = measure(args, modes)
     tokens = args.batch * args.context
-    rate = {key: tokens / statistics.median(t) for key, t in times.items()}
+    rate = {key: tokens / statistics.median(t.seconds) for key, t in times.items()}
     hf_eager = rate["eager", "hf"]
-    print("\n| mode | ours tok/s | HF Llama tok/s | ours / HF (same mode) | ours / HF eager |")
-    print("|---|---|---|---|---|")
+    print(
+        "\n| mode | ours tok/s | HF Llama tok/s | ours / HF (same mode) | ours / HF eager "
+        "| page faults per step, ours / HF | kernel share of CPU time, ours / HF |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for mode in modes:
         ours, hf = rate[mode, "ours"], rate[mode, "hf"]
-        print(f"| {mode} | {ours:,.0f} | {hf:,.0f} | {ours / hf:.2f}x | {ours / hf_eager:.2f}x |")
+        t_ours, t_hf = times[mode, "ours"], times[mode, "hf"]
+        faults = " / ".join(f"{t.faults / len(t.seconds):,.0f}" for t in (t_ours, t_hf))
+        kernel = " / ".join(f"{100 * t.kernel / (t.user + t.kernel):.1f}%" for t in (t_ours, t_hf))
+        print(
+            f"| {mode} | {ours:,.0f} | {hf:,.0f} | {ours / hf:.2f}x | {ours / hf_eager:.2f}x "
+            f"| {faults} | {kernel} |"
+        )
     # Each round's own ratio shows how much of the spread is the machine rather than the code.
     n = args.steps_per_round
-    ours_t, hf_t = times[modes[-1], "ours"], times["eager", "hf"]
+    ours_t, hf_t = times[modes[-1], "ours"].seconds, times["eager", "hf"].seconds
     per_round = [
         statistics.median(hf_t[i : i + n]) / statistics.median(ours_t[i : i + n])
         for i in range(0, len(ours_t), n)
