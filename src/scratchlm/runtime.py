@@ -86,8 +86,8 @@ def keep_freed_memory(max_block: int = 2**30) -> bool:
 
     By default glibc serves blocks over 32 MB with fresh mmap pages and gives freed heap tops back
     to the kernel, so a CPU training step that frees its activations gets them back as new
-    zero-filled pages in the next step: in `benchmarks/train_step.py`, ~13,000 page faults per
-    compiled step of our model and ~97,000 per eager step of transformers' Llama. With blocks up
+    zero-filled pages in the next step: in `benchmarks/train_step.py`, ~5,000 page faults per
+    compiled step of our model and ~90,000 per eager step of transformers' Llama. With blocks up
     to `max_block` bytes served from the heap and no trimming, the steps after the first few reuse
     the same pages, and the process holds on to its peak memory. Process-wide and permanent.
     Returns True when applied, False where the C library has no `mallopt` (not glibc).
