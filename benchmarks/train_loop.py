@@ -70,8 +70,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     device = pick_device(args.device)
-    if device.type == "cpu":
-        keep_freed_memory()  # pretrain does this on a CPU; from the start, both sides run alike
+    keep_freed_memory(device)  # as pretrain does, but from the start: both sides run alike
     shape = ModelConfig(10_000, 256, 4, 512, 16, d_ff=1344)
     with tempfile.TemporaryDirectory() as tmp:
         data = np.random.default_rng(0).integers(0, shape.vocab_size, 4_000_000, dtype=np.uint16)

@@ -141,7 +141,7 @@ def main() -> None:
         "scratchlm's training commands do on a CPU",
     )
     args = parser.parse_args()
-    if args.keep_freed_memory and not keep_freed_memory():
+    if args.keep_freed_memory and not keep_freed_memory(torch.device("cpu")):
         parser.error("--keep-freed-memory needs glibc's mallopt, which this C library lacks")
 
     print(

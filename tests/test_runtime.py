@@ -1,6 +1,6 @@
 """`keep_freed_memory`: freed blocks come back without page faults (glibc only).
 
-The setting is process-wide and cannot be undone, so each case runs in its own interpreter.
+The setting is process-wide and cannot be undone, so the CPU cases run in their own interpreter.
 """
 
 import platform
@@ -9,6 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+from scratchlm.runtime import keep_freed_memory
 
 # Allocate and free a 64 MB tensor (above glibc's largest default mmap threshold, 32 MB) five
 # times after ten warm-up rounds (the heap takes a few to settle), and print the minor page faults
@@ -17,7 +20,7 @@ PROGRAM = """
 import resource, sys, torch
 from scratchlm.runtime import keep_freed_memory
 if sys.argv[1] == "keep":
-    assert keep_freed_memory()
+    assert keep_freed_memory(torch.device("cpu"))
 for _ in range(10):
     torch.ones(2**24)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -45,3 +48,7 @@ def test_keep_freed_memory_reuses_pages() -> None:
     pages = 5 * 2**26 // 4096  # five 64 MB blocks in 4 KiB pages: 81,920
     assert minor_faults("default") > pages // 2  # fresh pages each time
     assert minor_faults("keep") < pages // 100  # the same pages again
+
+
+def test_keep_freed_memory_is_for_cpus_only() -> None:
+    assert keep_freed_memory(torch.device("meta")) is False  # nothing applied, nothing to undo

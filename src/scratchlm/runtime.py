@@ -81,25 +81,26 @@ def enable_tf32() -> None:
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 
 
-def keep_freed_memory(max_block: int = 2**30) -> bool:
-    """Make glibc's malloc keep freed memory for reuse instead of handing it back to the kernel.
+def keep_freed_memory(device: torch.device) -> bool:
+    """On a CPU, make glibc's malloc keep freed memory for reuse instead of handing it back to the
+    kernel; a no-op for other devices, whose activations the C allocator does not hold.
 
     By default glibc serves blocks over 32 MB with fresh mmap pages and gives freed heap tops back
     to the kernel, so a CPU training step that frees its activations gets them back as new
     zero-filled pages in the next step: in `benchmarks/train_step.py`, ~5,000 page faults per
     compiled step of our model and ~90,000 per eager step of transformers' Llama. With blocks up
-    to `max_block` bytes served from the heap and no trimming, the steps after the first few reuse
-    the same pages, and the process holds on to its peak memory. Process-wide and permanent.
-    Returns True when applied, False where the C library has no `mallopt` (not glibc).
+    to 1 GiB served from the heap and no trimming, the steps after the first few reuse the same
+    pages, and the process holds on to its peak memory. Process-wide and permanent.
+    Returns True when applied, False for other devices or where the C library has no `mallopt`
+    (not glibc).
     """
-    name = ctypes.util.find_library("c")
+    if device.type != "cpu":
+        return False
     try:
-        mallopt = ctypes.CDLL(name).mallopt
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
     except (OSError, AttributeError, TypeError):
         return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, max_block)) and bool(
-        mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
-    )
+    return bool(mallopt(_M_MMAP_THRESHOLD, 2**30)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
 
 
 def seed_everything(seed: int, rank: int = 0) -> None:

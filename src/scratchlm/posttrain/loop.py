@@ -145,8 +145,7 @@ def setup_stage(stage: str, cfg: Any, source: str, out_dir: str, resume: str | N
         )
     seed_everything(loop.seed)
     device = pick_device(loop.device)
-    if device.type == "cpu":
-        keep_freed_memory()  # no fresh zero-filled pages for each step's activations
+    keep_freed_memory(device)  # on a CPU: no fresh zero-filled pages for each step
     run_dir = Path(out_dir)
     root = run_dir / "checkpoints"
     resume_path = ckpt.resolve_resume(resume, root) if resume else None

@@ -280,8 +280,7 @@ def pretrain(cfg: PretrainConfig, resume: str | None = None) -> dict[str, Any]:
 def _pretrain(cfg: PretrainConfig, resume: str | None, info: DistInfo) -> dict[str, Any]:
     t, m, device = cfg.training, cfg.model, info.device
     enable_tf32()
-    if device.type == "cpu":
-        keep_freed_memory()  # no fresh zero-filled pages for each step's activations
+    keep_freed_memory(device)  # on a CPU: no fresh zero-filled pages for each step
     amp_dtype = autocast_dtype(device, t.dtype)
     amp = autocast(device, amp_dtype)
 
