@@ -12,7 +12,7 @@ two conversations; padding positions have loss mask 0.
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -114,15 +114,51 @@ def collate(examples: list[Example], pad_id: int) -> tuple[Tensor, Tensor]:
     return ids, mask
 
 
-def shuffled_batches(
-    items: list[Any], batch_size: int, generator: torch.Generator
-) -> Iterator[list[Any]]:
-    """Endless lists of `batch_size` items, a fresh seeded permutation every pass."""
-    batch_size = min(batch_size, len(items))
-    while True:
-        order = torch.randperm(len(items), generator=generator).tolist()
-        for start in range(0, len(order) - batch_size + 1, batch_size):
-            yield [items[i] for i in order[start : start + batch_size]]
+class ShuffledBatches:
+    """Endless batches of `items`, a fresh seeded permutation every pass, resumable.
+
+    Each `next_batch()` takes the next `world_size * batch_size` items of the permutation (the
+    global batch, the same on every rank) and returns this rank's `batch_size` of them together
+    with the whole global batch, so a loss can be normalised over the global batch. The state is
+    the number of global batches drawn; loading it replays the permutations up to there.
+    """
+
+    def __init__(
+        self, items: list[Any], batch_size: int, seed: int, rank: int = 0, world_size: int = 1
+    ) -> None:
+        if world_size * batch_size > len(items):
+            raise ValueError(
+                f"a global batch of {world_size} x {batch_size} needs at least "
+                f"{world_size * batch_size} records, got {len(items)}: lower training.batch_size"
+            )
+        self.items, self.batch_size, self.seed = items, batch_size, seed
+        self.rank, self.world_size = rank, world_size
+        self.drawn = 0
+        self._restart()
+
+    def _restart(self) -> None:
+        self.generator = torch.Generator().manual_seed(self.seed)
+        self.order: list[int] = []
+
+    def next_batch(self) -> tuple[list[Any], list[Any]]:
+        """(this rank's batch_size items, the global batch)."""
+        size = self.world_size * self.batch_size
+        if len(self.order) < size:  # a new pass; the rest of the old one is dropped
+            self.order = torch.randperm(len(self.items), generator=self.generator).tolist()
+        picked, self.order = self.order[:size], self.order[size:]
+        self.drawn += 1
+        everyone = [self.items[i] for i in picked]
+        mine = everyone[self.rank * self.batch_size : (self.rank + 1) * self.batch_size]
+        return mine, everyone
+
+    def state_dict(self) -> dict[str, int]:
+        return {"drawn": self.drawn}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._restart()
+        self.drawn = 0
+        for _ in range(state["drawn"]):
+            self.next_batch()
 
 
 def split_held_out(examples: list[Any], fraction: float, seed: int) -> tuple[list[Any], list[Any]]:

@@ -9,29 +9,30 @@ so it is log 2 when the policy equals the reference and falls as the policy rais
 response relative to the rejected one more than the reference does.
 """
 
-import itertools
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from scratchlm.config import to_dict
 from scratchlm.data.preference import collate_pairs, load_preference_pairs
-from scratchlm.data.sft import shuffled_batches, split_held_out
-from scratchlm.posttrain.logprobs import masked_logprobs
-from scratchlm.posttrain.loop import (
-    LoopConfig,
-    check_same_shape,
+from scratchlm.data.sft import ShuffledBatches, split_held_out
+from scratchlm.posttrain.common import (
+    check_training,
     default_optimizer,
     default_schedule,
-    load_chat_model,
-    setup_stage,
-    train_loop,
+    default_training,
+    load_reference,
+    start_policy,
 )
+from scratchlm.posttrain.logprobs import masked_logprobs
+from scratchlm.runtime import DistInfo, init_distributed, teardown_distributed
 from scratchlm.tokenizer.chat import chat_tokens
-from scratchlm.train.pretrain import OptimizerConfig, ScheduleConfig
+from scratchlm.train.config import OptimizerConfig, ScheduleConfig, TrainingConfig
+from scratchlm.train.loop import LoopResult, Stage, train_loop
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +44,13 @@ def dpo_loss(pi_w: Tensor, pi_l: Tensor, ref_w: Tensor, ref_l: Tensor, beta: flo
 
 def dpo_stats(
     pi_w: Tensor, pi_l: Tensor, ref_w: Tensor, ref_l: Tensor, beta: float
-) -> dict[str, float]:
+) -> dict[str, Tensor]:
     """Implicit rewards beta * (pi - ref): their mean margin and how often chosen beats rejected."""
     reward_w = beta * (pi_w - ref_w)
     reward_l = beta * (pi_l - ref_l)
     return {
-        "reward_margin": (reward_w - reward_l).mean().item(),
-        "accuracy": (reward_w > reward_l).float().mean().item(),
+        "reward_margin": (reward_w - reward_l).detach().mean(),
+        "accuracy": (reward_w > reward_l).float().mean(),
     }
 
 
@@ -73,9 +74,10 @@ class DPOConfig:
     skip_malformed: bool = False
     optimizer: OptimizerConfig = field(default_factory=default_optimizer(1e-4))
     schedule: ScheduleConfig = field(default_factory=default_schedule(1e-5))
-    loop: LoopConfig = field(default_factory=lambda: LoopConfig(batch_size=8))
+    training: TrainingConfig = field(default_factory=default_training(batch_size=8))
 
     def __post_init__(self) -> None:
+        check_training(self.training, self.optimizer, self.schedule)
         if self.beta <= 0 or self.nll_coef < 0:
             raise ValueError(
                 f"beta must be > 0 and nll_coef >= 0, got {self.beta}, {self.nll_coef}"
@@ -91,50 +93,71 @@ def pair_logprobs(model: nn.Module, ids: Tensor, mask: Tensor) -> tuple[Tensor, 
     return summed[:half], summed[half:]
 
 
-def run_dpo(cfg: DPOConfig, resume: str | None = None) -> dict[str, Any]:
-    """Train `cfg.policy` on preference pairs; returns a summary (loss, margin, accuracy, paths)."""
+def run_dpo(cfg: DPOConfig, resume: str | None = None) -> LoopResult:
+    """Train `cfg.policy` on preference pairs (data parallel under torchrun)."""
     if not cfg.policy or not cfg.data:
         raise ValueError("dpo needs a policy checkpoint and a data file: --policy DIR --data FILE")
-    setup = setup_stage("dpo", cfg, cfg.policy, cfg.out_dir, resume)
-    model, device, loop = setup.model, setup.device, cfg.loop
-    reference, _ = load_chat_model(cfg.reference or cfg.policy, device)
-    check_same_shape(model, reference)
-    reference.eval().requires_grad_(False)
-    context = model.config.context_length
-    pairs = load_preference_pairs(cfg.data, setup.tokenizer, context, cfg.skip_malformed)
-    train, held = split_held_out(pairs, cfg.held_out, loop.seed)
-    pad_id = chat_tokens(setup.tokenizer).end
-    log.info("dpo data: %d train / %d held-out pairs, beta %g", len(train), len(held), cfg.beta)
-    generator = torch.Generator().manual_seed(loop.seed)
-    batches = shuffled_batches(train, loop.batch_size, generator)
-    batches = itertools.islice(batches, setup.start, None)  # resume: skip the batches already used
+    info = init_distributed(cfg.training.device)
+    try:
+        return _run_dpo(cfg, resume, info)
+    finally:
+        teardown_distributed()
 
-    def scores(batch: list) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+
+def _run_dpo(cfg: DPOConfig, resume: str | None, info: DistInfo) -> LoopResult:
+    t, device = cfg.training, info.device
+    policy = start_policy(cfg.policy, t, cfg.optimizer, info)
+    model, tokenizer = policy.model, policy.tokenizer
+    reference = load_reference(cfg.reference or cfg.policy, model, device)
+    context = model.config.context_length
+    pairs = load_preference_pairs(cfg.data, tokenizer, context, cfg.skip_malformed)
+    train, held = split_held_out(pairs, cfg.held_out, t.seed)
+    pad_id = chat_tokens(tokenizer).end
+    log.info("dpo data: %d train / %d held-out pairs, beta %g", len(train), len(held), cfg.beta)
+    batches = ShuffledBatches(train, t.batch_size, t.seed, info.rank, info.world_size)
+
+    def scores(module: nn.Module, batch: list) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """Summed log-probs (policy chosen, rejected, reference chosen, rejected), chosen tokens."""
-        ids, mask = (t.to(device) for t in collate_pairs(batch, pad_id))
+        ids, mask = (x.to(device) for x in collate_pairs(batch, pad_id))
         with torch.no_grad():
             ref_w, ref_l = pair_logprobs(reference, ids, mask)
-        pi_w, pi_l = pair_logprobs(model, ids, mask)
+        pi_w, pi_l = pair_logprobs(module, ids, mask)
         return pi_w, pi_l, ref_w, ref_l, mask[: len(batch), 1:].sum()
 
-    def loss_fn(step: int) -> tuple[Tensor, dict[str, float]]:
-        *logps, chosen_tokens = scores(next(batches))
+    def loss_fn(module: nn.Module, batch: tuple[list, list]) -> tuple[Tensor, dict]:
+        mine, everyone = batch
+        *logps, _ = scores(module, mine)
         loss = dpo_loss(*logps, cfg.beta)
-        if cfg.nll_coef > 0:
+        if cfg.nll_coef > 0:  # per chosen token of the global batch (DDP averages over ranks)
+            chosen_tokens = sum(sum(chosen[1][1:]) for chosen, _ in everyone) / info.world_size
             loss = loss - cfg.nll_coef * logps[0].sum() / chosen_tokens
-        return loss, dpo_stats(*logps, cfg.beta)
+        width = max(max(len(w[0]), len(r[0])) for w, r in mine)
+        return loss, {"tokens": 2 * len(mine) * width, **dpo_stats(*logps, cfg.beta)}
 
     def eval_fn() -> dict[str, float]:
-        size = loop.batch_size
-        logps = [scores(held[i : i + size]) for i in range(0, len(held), size)]
+        size = t.batch_size
+        logps = [scores(model, held[i : i + size]) for i in range(0, len(held), size)]
         pi_w, pi_l, ref_w, ref_l = (
             torch.cat(parts) for parts in list(zip(*logps, strict=True))[:4]
         )
         stats = dpo_stats(pi_w, pi_l, ref_w, ref_l, cfg.beta)
         return {
             "val_loss": dpo_loss(pi_w, pi_l, ref_w, ref_l, cfg.beta).item(),
-            "val_reward_margin": stats["reward_margin"],
-            "val_accuracy": stats["accuracy"],
+            "val_reward_margin": stats["reward_margin"].item(),
+            "val_accuracy": stats["accuracy"].item(),
         }
 
-    return train_loop(setup, loop, cfg.optimizer, cfg.schedule, loss_fn, eval_fn)
+    stage = Stage(
+        name="dpo",
+        run_dir=Path(cfg.out_dir),
+        config={"model": model.config.to_dict(), "stage": "dpo", **to_dict(cfg)},
+        model=model,
+        optimizer=policy.optimizer,
+        batches=batches,
+        loss_fn=loss_fn,
+        wrapped=policy.wrapped,
+        eval_fn=eval_fn,
+        tokenizer=tokenizer,
+        flops_per_token=model.config.flops_per_token(),
+    )
+    return train_loop(stage, t, cfg.optimizer, cfg.schedule, info, resume)

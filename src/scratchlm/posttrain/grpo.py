@@ -8,28 +8,31 @@ completion token weighs the same, however long its completion), with an optional
 reference model using the non-negative estimator exp(r) - r - 1, r = logp_ref - logp.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from scratchlm.config import to_dict
 from scratchlm.data.sft import collate
 from scratchlm.eval.tasks import EVAL_SEED, Task, get_task, greedy_answers
 from scratchlm.model.generate import SamplingConfig, generate
 from scratchlm.model.transformer import TransformerLM
-from scratchlm.posttrain.logprobs import masked_logprobs
-from scratchlm.posttrain.loop import (
-    LoopConfig,
-    check_same_shape,
+from scratchlm.posttrain.common import (
+    check_training,
     default_optimizer,
-    load_chat_model,
-    setup_stage,
-    train_loop,
+    default_training,
+    load_reference,
+    start_policy,
 )
+from scratchlm.posttrain.logprobs import masked_logprobs
+from scratchlm.runtime import DistInfo, init_distributed, teardown_distributed
 from scratchlm.tokenizer.chat import chat_tokens, render_prompt
 from scratchlm.tokenizer.tokenizer import Tokenizer
-from scratchlm.train.pretrain import OptimizerConfig, ScheduleConfig
+from scratchlm.train.config import OptimizerConfig, ScheduleConfig, TrainingConfig
+from scratchlm.train.loop import LoopResult, Stage, train_loop
 
 
 def group_advantages(rewards: Tensor, scale: bool = True, eps: float = 1e-6) -> Tensor:
@@ -51,7 +54,7 @@ def grpo_loss(
     clip_eps: float,
     logp_ref: Tensor | None = None,
     kl_coef: float = 0.0,
-) -> tuple[Tensor, dict[str, float]]:
+) -> tuple[Tensor, dict[str, Tensor]]:
     """Clipped policy-gradient loss with token-level normalisation.
 
     logp, logp_old, logp_ref, mask: (N, T) per completion token (logp_old and logp_ref carry no
@@ -65,12 +68,12 @@ def grpo_loss(
     clipped = ratio.clamp(1.0 - clip_eps, 1.0 + clip_eps) * adv
     per_token = -torch.minimum(unclipped, clipped)
     outside = ((ratio - 1.0).abs() > clip_eps).to(mask.dtype) * mask
-    stats = {"clip_frac": (outside.sum() / n_tokens).item()}
+    stats = {"clip_frac": (outside.sum() / n_tokens).detach()}
     if logp_ref is not None and kl_coef > 0.0:
         log_r = logp_ref - logp
         kl = torch.exp(log_r) - log_r - 1.0
         per_token = per_token + kl_coef * kl
-        stats["kl"] = ((kl * mask).sum() / n_tokens).item()
+        stats["kl"] = ((kl * mask).sum() / n_tokens).detach()
     return (per_token * mask).sum() / n_tokens, stats
 
 
@@ -78,9 +81,10 @@ def grpo_loss(
 class GRPOConfig:
     """policy: the checkpoint to improve; task: a name in `scratchlm.eval.tasks.TASKS`.
 
-    Each step samples `loop.batch_size` prompts x `group_size` completions; a rollout is used for
-    `reuse` consecutive updates (the importance ratio is clipped from the second on). kl_coef > 0
-    keeps a frozen copy of the starting policy (or of `reference`) to penalise drifting from it.
+    Each micro-step samples `training.batch_size` prompts (per rank) x `group_size` completions;
+    a rollout is used for `reuse` consecutive updates (the importance ratio is clipped from the
+    second on). kl_coef > 0 keeps a frozen copy of the starting policy (or of `reference`) to
+    penalise drifting from it.
     """
 
     policy: str = ""
@@ -100,9 +104,10 @@ class GRPOConfig:
     schedule: ScheduleConfig = field(
         default_factory=lambda: ScheduleConfig(name="constant", warmup_steps=0, min_lr=0.0)
     )
-    loop: LoopConfig = field(default_factory=lambda: LoopConfig(batch_size=8))
+    training: TrainingConfig = field(default_factory=default_training(batch_size=8))
 
     def __post_init__(self) -> None:
+        check_training(self.training, self.optimizer, self.schedule)
         for name in ("group_size", "max_new_tokens", "reuse", "eval_prompts"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -171,45 +176,91 @@ def rollout_stats(rollout: Rollout) -> dict[str, float]:
     }
 
 
-def run_grpo(
-    cfg: GRPOConfig, resume: str | None = None, task: Task | None = None
-) -> dict[str, Any]:
-    """Improve `cfg.policy` on `cfg.task` (or on `task` when given); returns a summary."""
+class RolloutSource:
+    """GRPO's batches: rollouts of this rank's share of seeded prompts, each used `reuse` times.
+
+    Micro-batch m of update k samples `batch_size` prompts per rank from seed (seed, k, m) with a
+    generator seeded the same way, so the rollouts depend only on the step and the weights. A
+    rollout is reused for the next `reuse - 1` updates; the cached rollouts (with the log-probs
+    of the policy that sampled them) are the state, so a resumed run continues exactly.
+    """
+
+    def __init__(
+        self,
+        model: TransformerLM,
+        tokenizer: Tokenizer,
+        task: Task,
+        cfg: "GRPOConfig",
+        reference: TransformerLM | None,
+        info: DistInfo,
+    ) -> None:
+        self.model, self.tokenizer, self.task, self.cfg = model, tokenizer, task, cfg
+        self.reference, self.info = reference, info
+        self.calls = 0
+        self.cache: dict[int, Rollout] = {}
+
+    def next_batch(self) -> Rollout:
+        t, info = self.cfg.training, self.info
+        step, micro = divmod(self.calls, t.grad_accum)
+        self.calls += 1
+        if step % self.cfg.reuse == 0 or micro not in self.cache:
+            key = (t.seed * 1_000_003 + step) * t.grad_accum + micro
+            prompts = self.task.prompts(t.batch_size * info.world_size, key)
+            mine = prompts[info.rank * t.batch_size : (info.rank + 1) * t.batch_size]
+            device = info.device
+            generator = torch.Generator(device=device).manual_seed(key * 64 + info.rank)
+            rollout = sample_rollout(self.model, self.tokenizer, mine, self.task, self.cfg,
+                                     generator)  # fmt: skip
+            rollout.ids, rollout.mask = rollout.ids.to(device), rollout.mask.to(device)
+            rollout.advantages = rollout.advantages.to(device)
+            if self.reference is not None:
+                with torch.no_grad():
+                    rollout.logp_ref = masked_logprobs(self.reference, rollout.ids, rollout.mask)
+            self.cache[micro] = rollout
+        return self.cache[micro]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"calls": self.calls, "cache": {m: asdict(r) for m, r in self.cache.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.calls = state["calls"]
+        device = self.info.device
+        self.cache = {
+            m: Rollout(**{k: v.to(device) if isinstance(v, Tensor) else v for k, v in r.items()})
+            for m, r in state["cache"].items()
+        }
+
+
+def run_grpo(cfg: GRPOConfig, resume: str | None = None, task: Task | None = None) -> LoopResult:
+    """Improve `cfg.policy` on `cfg.task` (or on `task` when given); data parallel on torchrun."""
     if not cfg.policy:
         raise ValueError("grpo needs a policy checkpoint: --policy DIR")
     task = task or get_task(cfg.task)
-    setup = setup_stage("grpo", cfg, cfg.policy, cfg.out_dir, resume)
-    model, tokenizer, device, loop = setup.model, setup.tokenizer, setup.device, cfg.loop
+    info = init_distributed(cfg.training.device)
+    try:
+        return _run_grpo(cfg, resume, task, info)
+    finally:
+        teardown_distributed()
+
+
+def _run_grpo(cfg: GRPOConfig, resume: str | None, task: Task, info: DistInfo) -> LoopResult:
+    t, device = cfg.training, info.device
+    policy = start_policy(cfg.policy, t, cfg.optimizer, info)
+    model, tokenizer = policy.model, policy.tokenizer
     reference = None
     if cfg.kl_coef > 0:
-        reference, _ = load_chat_model(cfg.reference or cfg.policy, device)
-        check_same_shape(model, reference)
-        reference.eval().requires_grad_(False)
+        reference = load_reference(cfg.reference or cfg.policy, model, device)
     eval_prompts = task.prompts(cfg.eval_prompts, EVAL_SEED)
-    state: dict[str, Rollout] = {}
 
-    def loss_fn(step: int) -> tuple[Tensor, dict[str, float]]:
-        if step % cfg.reuse == 0 or "rollout" not in state:
-            # Prompts and samples depend only on (seed, step), so a resumed run repeats them.
-            prompts = task.prompts(loop.batch_size, loop.seed * 1_000_003 + step)
-            generator = torch.Generator(device=device).manual_seed(loop.seed + step)
-            rollout = sample_rollout(model, tokenizer, prompts, task, cfg, generator)
-            rollout.ids, rollout.mask = rollout.ids.to(device), rollout.mask.to(device)
-            if reference is not None:
-                with torch.no_grad():
-                    rollout.logp_ref = masked_logprobs(reference, rollout.ids, rollout.mask)
-            state["rollout"] = rollout
-        rollout = state["rollout"]
-        logp = masked_logprobs(model, rollout.ids, rollout.mask)
-        if (
-            rollout.logp_old is None
-        ):  # first update on this rollout: the sampling policy is this one
+    def loss_fn(module: nn.Module, rollout: Rollout) -> tuple[Tensor, dict]:
+        logp = masked_logprobs(module, rollout.ids, rollout.mask)
+        if rollout.logp_old is None:  # first update on this rollout: the sampling policy is this
             rollout.logp_old = logp.detach()
         loss, stats = grpo_loss(
-            logp, rollout.logp_old, rollout.advantages.to(device), rollout.mask[:, 1:],
+            logp, rollout.logp_old, rollout.advantages, rollout.mask[:, 1:],
             cfg.clip_eps, rollout.logp_ref, cfg.kl_coef,
         )  # fmt: skip
-        return loss, {**rollout_stats(rollout), **stats}
+        return loss, {"tokens": rollout.ids.numel(), **rollout_stats(rollout), **stats}
 
     def eval_fn() -> dict[str, float]:
         answers = greedy_answers(model, tokenizer, eval_prompts, cfg.max_new_tokens)
@@ -219,4 +270,17 @@ def run_grpo(
             "eval_rate": sum(r >= 1.0 for r in rewards) / len(rewards),
         }
 
-    return train_loop(setup, loop, cfg.optimizer, cfg.schedule, loss_fn, eval_fn)
+    stage = Stage(
+        name="grpo",
+        run_dir=Path(cfg.out_dir),
+        config={"model": model.config.to_dict(), "stage": "grpo", **to_dict(cfg)},
+        model=model,
+        optimizer=policy.optimizer,
+        batches=RolloutSource(model, tokenizer, task, cfg, reference, info),
+        loss_fn=loss_fn,
+        wrapped=policy.wrapped,
+        eval_fn=eval_fn,
+        tokenizer=tokenizer,
+        flops_per_token=model.config.flops_per_token(),
+    )
+    return train_loop(stage, t, cfg.optimizer, cfg.schedule, info, resume)

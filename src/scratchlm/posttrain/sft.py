@@ -9,25 +9,33 @@ so user turns, role tokens and padding teach nothing; the model learns to write 
 words and to end its turn with `<|end|>`.
 """
 
-import itertools
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from scratchlm.data.sft import Example, collate, load_sft_examples, shuffled_batches, split_held_out
-from scratchlm.posttrain.logprobs import masked_logprobs, token_logprobs
-from scratchlm.posttrain.loop import (
-    LoopConfig,
+from scratchlm.config import to_dict
+from scratchlm.data.sft import (
+    Example,
+    ShuffledBatches,
+    collate,
+    load_sft_examples,
+    split_held_out,
+)
+from scratchlm.posttrain.common import (
+    check_training,
     default_optimizer,
     default_schedule,
-    setup_stage,
-    train_loop,
+    default_training,
+    start_policy,
 )
+from scratchlm.posttrain.logprobs import masked_logprobs, token_logprobs
+from scratchlm.runtime import DistInfo, init_distributed, teardown_distributed
 from scratchlm.tokenizer.chat import chat_tokens
-from scratchlm.train.pretrain import OptimizerConfig, ScheduleConfig
+from scratchlm.train.config import OptimizerConfig, ScheduleConfig, TrainingConfig
+from scratchlm.train.loop import LoopResult, Stage, train_loop
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +51,10 @@ class SFTConfig:
     skip_malformed: bool = False
     optimizer: OptimizerConfig = field(default_factory=default_optimizer(1e-3))
     schedule: ScheduleConfig = field(default_factory=default_schedule(1e-4, warmup_steps=20))
-    loop: LoopConfig = field(default_factory=LoopConfig)
+    training: TrainingConfig = field(default_factory=default_training())
 
     def __post_init__(self) -> None:
+        check_training(self.training, self.optimizer, self.schedule)
         if not 0 < self.held_out < 1:
             raise ValueError(f"held_out must be in (0, 1), got {self.held_out}")
 
@@ -59,9 +68,13 @@ def masked_cross_entropy(logits: Tensor, targets: Tensor, mask: Tensor) -> Tenso
     return -(token_logprobs(logits, targets) * mask).sum() / mask.sum().clamp(min=1.0)
 
 
-def sft_loss(model: nn.Module, ids: Tensor, mask: Tensor) -> Tensor:
-    """`masked_cross_entropy` of the model's next-token predictions. ids, mask: (B, T)."""
-    return masked_cross_entropy(model(ids[:, :-1]), ids[:, 1:], mask[:, 1:])
+def sft_loss(model: nn.Module, ids: Tensor, mask: Tensor, normalizer: float) -> Tensor:
+    """-sum of log p(token) over the masked positions / normalizer. ids, mask: (B, T).
+
+    With normalizer = the number of masked positions this is `masked_cross_entropy`.
+    """
+    logits = model(ids[:, :-1])
+    return -(token_logprobs(logits, ids[:, 1:]) * mask[:, 1:]).sum() / max(normalizer, 1.0)
 
 
 def held_out_loss(
@@ -77,27 +90,50 @@ def held_out_loss(
     return total / max(count, 1.0)
 
 
-def run_sft(cfg: SFTConfig, resume: str | None = None) -> dict[str, Any]:
-    """Fine-tune `cfg.base` on `cfg.data`; returns a summary (last loss, held-out loss, paths)."""
+def run_sft(cfg: SFTConfig, resume: str | None = None) -> LoopResult:
+    """Fine-tune `cfg.base` on `cfg.data` (data parallel under torchrun)."""
     if not cfg.base or not cfg.data:
         raise ValueError("sft needs a base checkpoint and a data file: --base DIR --data FILE")
-    setup = setup_stage("sft", cfg, cfg.base, cfg.out_dir, resume)
-    model, device, loop = setup.model, setup.device, cfg.loop
-    context = model.config.context_length
-    examples = load_sft_examples(cfg.data, setup.tokenizer, context, cfg.skip_malformed)
-    train, held = split_held_out(examples, cfg.held_out, loop.seed)
-    pad_id = chat_tokens(setup.tokenizer).end
-    log.info("sft data: %d train / %d held-out conversations", len(train), len(held))
-    generator = torch.Generator().manual_seed(loop.seed)
-    batches = shuffled_batches(train, loop.batch_size, generator)
-    batches = itertools.islice(batches, setup.start, None)  # resume: skip the batches already used
+    info = init_distributed(cfg.training.device)
+    try:
+        return _run_sft(cfg, resume, info)
+    finally:
+        teardown_distributed()
 
-    def loss_fn(step: int) -> tuple[Tensor, dict[str, float]]:
-        ids, mask = collate(next(batches), pad_id)
-        ids, mask = ids.to(device), mask.to(device)
-        return sft_loss(model, ids, mask), {"tokens": mask[:, 1:].sum().item()}
+
+def _run_sft(cfg: SFTConfig, resume: str | None, info: DistInfo) -> LoopResult:
+    t, device = cfg.training, info.device
+    policy = start_policy(cfg.base, t, cfg.optimizer, info)
+    model, tokenizer = policy.model, policy.tokenizer
+    examples = load_sft_examples(cfg.data, tokenizer, model.config.context_length,
+                                 cfg.skip_malformed)  # fmt: skip
+    train, held = split_held_out(examples, cfg.held_out, t.seed)
+    pad_id = chat_tokens(tokenizer).end
+    log.info("sft data: %d train / %d held-out conversations", len(train), len(held))
+    batches = ShuffledBatches(train, t.batch_size, t.seed, info.rank, info.world_size)
+
+    def loss_fn(module: nn.Module, batch: tuple[list[Example], list[Example]]) -> tuple:
+        mine, everyone = batch
+        ids, mask = (x.to(device) for x in collate(mine, pad_id))
+        # Normalised by the response tokens of the whole global batch (DDP averages over ranks).
+        total = sum(sum(m[1:]) for _, m in everyone) / info.world_size
+        loss = sft_loss(module, ids, mask, total)
+        return loss, {"tokens": ids.numel(), "response_tokens": float(mask[:, 1:].sum())}
 
     def eval_fn() -> dict[str, float]:
-        return {"val_loss": held_out_loss(model, held, loop.batch_size, pad_id, device)}
+        return {"val_loss": held_out_loss(model, held, t.batch_size, pad_id, device)}
 
-    return train_loop(setup, loop, cfg.optimizer, cfg.schedule, loss_fn, eval_fn)
+    stage = Stage(
+        name="sft",
+        run_dir=Path(cfg.out_dir),
+        config={"model": model.config.to_dict(), "stage": "sft", **to_dict(cfg)},
+        model=model,
+        optimizer=policy.optimizer,
+        batches=batches,
+        loss_fn=loss_fn,
+        wrapped=policy.wrapped,
+        eval_fn=eval_fn,
+        tokenizer=tokenizer,
+        flops_per_token=model.config.flops_per_token(),
+    )
+    return train_loop(stage, t, cfg.optimizer, cfg.schedule, info, resume)

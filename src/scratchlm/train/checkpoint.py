@@ -4,7 +4,7 @@
         model.safetensors   raw-module weights (no DDP/compile prefixes)
         optimizer.pt        optimizer.state_dict() (torch.save; loaded with weights_only=True)
         state.json          format version, step, tokens seen, best val loss, schedule, last metrics
-        rng.pt              python / numpy / torch / cuda RNG states per rank, and the sampler state
+        rng.pt              RNG states (python, numpy, torch, cuda) per rank, batch source state
         config.json         the resolved run config
         tokenizer/          a copy of the tokenizer directory (its hash is in state.json)
 
@@ -31,7 +31,7 @@ from torch import Tensor
 from scratchlm.model.config import ModelConfig
 from scratchlm.model.transformer import TransformerLM
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 PREFIX = "step_"
 
 

@@ -1,0 +1,124 @@
+"""What every training stage shares: the optimizer, the schedule, the loop's settings.
+
+Pretraining, SFT, DPO and GRPO each have a config with the sections `optimizer`, `schedule` and
+`training` of these types, so `training.steps=300` or `optimizer.lr=1e-4` mean the same thing on
+every command. `build_optimizer` and `learning_rate` turn the first two into objects and numbers.
+"""
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from scratchlm.optimizers import SGD, AdamW, Muon, muon_param_groups, param_groups
+from scratchlm.schedulers import learning_rate_constant, learning_rate_cosine, learning_rate_wsd
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """lr is the peak learning rate of the schedule; muon_lr applies to Muon's hidden matrices."""
+
+    name: Literal["adamw", "sgd", "muon"] = "adamw"
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.95)
+    eps: float = 1e-8
+    weight_decay: float = 0.1
+    muon_lr: float = 0.02
+    grad_clip: float | None = 1.0
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0:
+            raise ValueError(f"optimizer.lr must be > 0, got {self.lr}")
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """Learning rate per step: warmup, then cosine or WSD decay to min_lr, or constant.
+
+    For WSD the last decay_fraction of the steps decay to min_lr.
+    """
+
+    name: Literal["cosine", "wsd", "constant"] = "cosine"
+    warmup_steps: int = 100
+    min_lr: float = 1e-4
+    decay_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.warmup_steps < 0:
+            raise ValueError(f"schedule.warmup_steps must be >= 0, got {self.warmup_steps}")
+        if not 0 < self.decay_fraction <= 1:
+            raise ValueError("schedule.decay_fraction must be in (0, 1]")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """The step loop (`scratchlm.train.loop`). Intervals count optimizer steps.
+
+    One step consumes batch_size sequences (per rank and micro-step) x grad_accum micro-steps x
+    the number of ranks. stop_after ends the run early, with a checkpoint, at that step (e.g. to fit
+    a job's time slot); the schedule still follows `steps`.
+    """
+
+    steps: int = 1000
+    batch_size: int = 32
+    grad_accum: int = 1
+    seed: int = 0
+    device: str = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    compile: bool = False
+    parallel: Literal["ddp", "fsdp"] = "ddp"
+    checkpoint_interval: int = 500
+    keep_last: int = 2
+    stop_after: int | None = None
+    eval_interval: int = 200
+    sample_interval: int = 500
+    log_interval: int = 10
+
+    def __post_init__(self) -> None:
+        names = ("steps", "batch_size", "grad_accum", "checkpoint_interval", "keep_last",
+                 "eval_interval", "sample_interval", "log_interval")  # fmt: skip
+        for name in names:
+            if getattr(self, name) < 1:
+                raise ValueError(f"training.{name} must be >= 1, got {getattr(self, name)}")
+        if self.stop_after is not None and not 0 <= self.stop_after <= self.steps:
+            raise ValueError(
+                f"training.stop_after must be between 0 and training.steps ({self.steps}), "
+                f"got {self.stop_after}"
+            )
+
+
+def check_schedule(opt: OptimizerConfig, sched: ScheduleConfig, steps: int) -> None:
+    """Refuse a schedule that cannot run over `steps` updates at `opt.lr`."""
+    if not 0 <= sched.min_lr <= opt.lr:
+        raise ValueError(
+            f"schedule.min_lr ({sched.min_lr}) must be between 0 and optimizer.lr ({opt.lr})"
+        )
+    if sched.name == "cosine" and sched.warmup_steps >= steps:
+        raise ValueError(
+            f"schedule.warmup_steps ({sched.warmup_steps}) must be < training.steps ({steps})"
+        )
+
+
+def learning_rate(step: int, total: int, opt: OptimizerConfig, sched: ScheduleConfig) -> float:
+    """The schedule's learning rate before update `step` (0-based) of `total`."""
+    if sched.name == "cosine":
+        return learning_rate_cosine(step, opt.lr, sched.min_lr, sched.warmup_steps, total)
+    if sched.name == "wsd":
+        decay = max(1, round(total * sched.decay_fraction))
+        warmup = min(sched.warmup_steps, total - decay)
+        stable = total - decay - warmup
+        return learning_rate_wsd(step, opt.lr, sched.min_lr, warmup, stable, decay)
+    return learning_rate_constant(step, opt.lr, min(sched.warmup_steps, total))
+
+
+def build_optimizer(model: torch.nn.Module, cfg: OptimizerConfig) -> torch.optim.Optimizer:
+    """AdamW or Muon, decaying only matrices (`scratchlm.optimizers.param_groups`), or SGD."""
+    named = list(model.named_parameters())
+    if cfg.name == "sgd":
+        return SGD([p for _, p in named], lr=cfg.lr)
+    if cfg.name == "muon":
+        groups = muon_param_groups(named, cfg.weight_decay)
+        return Muon(groups, lr=cfg.lr, muon_lr=cfg.muon_lr, betas=cfg.betas, eps=cfg.eps,
+                    weight_decay=cfg.weight_decay)  # fmt: skip
+    groups = param_groups(named, cfg.weight_decay)
+    return AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)

@@ -1,0 +1,471 @@
+"""The training loop every stage runs: pretraining, SFT, DPO and GRPO.
+
+A stage hands `train_loop` a `Stage`: the raw model and the module the step calls (DDP or compiled),
+an optimizer, a batch source with `next_batch()` / `state_dict()` / `load_state_dict()`, a
+`loss_fn(model, batch) -> (loss, metrics)`, and optionally an `eval_fn` (held-out numbers, every
+rank calls it) and a `sample_fn` (a text sample, rank 0 only). The loop owns the rest, for every
+stage alike:
+
+- `for step in range(start, steps + 1)`: evaluation, the sample and the checkpoint come before the
+  update, so the final step (after the last update) gets them too;
+- the learning-rate schedule, gradient accumulation (DDP's all-reduce only on the last micro-step),
+  clipping after the all-reduce, autocast;
+- stopping on SIGINT/SIGTERM or at `training.stop_after`, agreed across ranks so all stop together;
+- checkpoints in one format (`scratchlm.train.checkpoint`) with one set of `state.json` keys, and
+  exact resume: weights, optimizer, batch source and every rank's RNG states;
+- metrics.jsonl rows with the same fields for every stage (loss, lr, grad_norm, tok_per_s, mfu on
+  CUDA, elapsed_s, tokens, plus the stage's own numbers), a progress bar, one status line per
+  `training.log_interval`, and loss.png at the end.
+
+A checkpoint at step s holds the state after s updates; resuming from it continues with update
+s + 1 and draws exactly the batches an uninterrupted run would have drawn.
+"""
+
+import json
+import logging
+import math
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from scratchlm.optimizers import clip_grad_norm
+from scratchlm.runtime import DistInfo, autocast, autocast_dtype, make_run_dir
+from scratchlm.schedulers import set_learning_rate
+from scratchlm.tokenizer import Tokenizer
+from scratchlm.train import checkpoint as ckpt
+from scratchlm.train.config import OptimizerConfig, ScheduleConfig, TrainingConfig, learning_rate
+from scratchlm.train.distributed import (
+    all_reduce,
+    full_state,
+    gather_objects,
+    grad_sync,
+    load_full_state,
+)
+from scratchlm.train.metrics import MetricsLog, mfu, peak_flops, plot_loss_curve, run_record
+
+log = logging.getLogger(__name__)
+
+
+class BatchSource(Protocol):
+    """Where a stage's batches come from; its state goes into every checkpoint."""
+
+    def next_batch(self) -> Any: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+# loss_fn(model, batch) -> (loss, metrics). `model` is the module to call for the update (DDP or
+# compiled); metrics are 0-d tensors or numbers, averaged over micro-steps, steps and ranks, except
+# "tokens" (the tokens this micro-batch fed the model), which is summed.
+LossFn = Callable[[nn.Module, Any], tuple[Tensor, dict[str, Tensor | float]]]
+EvalFn = Callable[[], dict[str, float]]
+SampleFn = Callable[[], str]
+
+
+@dataclass
+class Stage:
+    """Everything a stage brings to the loop besides the shared settings.
+
+    config: the resolved config as plain data, saved as config.json and in every checkpoint; its
+    "model" entry is the model's config. The tokenizer goes into every checkpoint: from
+    `tokenizer_dir`, or `tokenizer` saved once into the run directory.
+    """
+
+    name: str
+    run_dir: Path
+    config: dict[str, Any]
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    batches: BatchSource
+    loss_fn: LossFn
+    wrapped: nn.Module | None = None
+    eval_fn: EvalFn | None = None
+    sample_fn: SampleFn | None = None
+    tokenizer_dir: Path | None = None
+    tokenizer: Tokenizer | None = None
+    flops_per_token: float | None = None
+    wandb: Callable[[dict[str, Any], Path], Any] | None = None
+
+
+@dataclass
+class Progress:
+    """What the loop has done so far; saved in each checkpoint's state.json."""
+
+    step: int = 0
+    tokens_seen: int = 0
+    best_val_loss: float | None = None
+    best_step: int | None = None
+    last_train: dict[str, float] = field(default_factory=dict)
+    last_val: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LoopResult:
+    """How a run ended: at `step` of `steps` (stopped early when step < steps)."""
+
+    stage: str
+    step: int
+    steps: int
+    tokens_seen: int
+    metrics: dict[str, float]
+    run_dir: Path
+    checkpoint: Path | None
+
+    @property
+    def stopped(self) -> bool:
+        return self.step < self.steps
+
+
+class StopRequest:
+    """Set by SIGINT/SIGTERM: the loop finishes its step, saves and exits."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+
+@contextmanager
+def catch_stop_signals() -> Iterator[StopRequest]:
+    stop = StopRequest()
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def train_loop(
+    stage: Stage,
+    training: TrainingConfig,
+    optimizer_cfg: OptimizerConfig,
+    schedule: ScheduleConfig,
+    info: DistInfo,
+    resume: str | None = None,
+) -> LoopResult:
+    """Run updates start .. training.steps - 1 of `stage` (every rank calls).
+
+    resume: None (fresh run), "latest" (newest checkpoint of the run directory) or a checkpoint
+    path. A fresh run refuses a run directory that already has checkpoints.
+    """
+    t, device = training, info.device
+    run_dir, root = stage.run_dir, stage.run_dir / "checkpoints"
+    resume_path = ckpt.resolve_resume(resume, root) if resume else None
+    if resume_path is None and ckpt.list_checkpoints(root):
+        raise ValueError(
+            f"{run_dir} already has checkpoints: pass --resume latest to continue, or choose "
+            "another run directory to start fresh"
+        )
+    amp_dtype = autocast_dtype(device, t.dtype)
+    amp = autocast(device, amp_dtype)
+    wrapped = stage.wrapped or stage.model
+    progress = Progress()
+    if info.is_main:
+        make_run_dir(run_dir.name, run_dir.parent)
+    tokenizer_dir = stage.tokenizer_dir
+    if tokenizer_dir is None and stage.tokenizer is not None:
+        tokenizer_dir = run_dir / "tokenizer"
+        if info.is_main and not tokenizer_dir.is_dir():
+            stage.tokenizer.save(tokenizer_dir)
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()  # the run directory and its tokenizer exist for every rank
+    tok_hash = ckpt.tokenizer_hash(tokenizer_dir)
+    if resume_path is not None:
+        progress = restore(resume_path, stage, tok_hash, t.parallel, info)
+
+    metrics_log = None
+    if info.is_main:
+        metrics_log = start_run_record(stage, t, amp_dtype, info.world_size)
+    peak = peak_flops(device)
+    start = progress.step
+    last_ckpt: Path | None = None
+    sums: dict[str, Tensor] = {}
+    grad_norm = torch.zeros((), device=device)
+    interval_start, interval_steps, run_start = time.perf_counter(), 0, time.perf_counter()
+    bar = tqdm(total=t.steps, initial=start, desc=stage.name, unit="step",
+               disable=None if info.is_main else True)  # fmt: skip
+
+    with catch_stop_signals() as stop, logging_redirect_tqdm(), bar:
+        for step in range(start, t.steps + 1):
+            progress.step = step
+            pause_start = time.perf_counter()  # evaluation and saving are left out of tok/s
+            stopping = agree_to_stop(stop.requested, device) or step == t.stop_after
+            last = step == t.steps or stopping
+            new_step = step > start or resume_path is None  # a resumed step was already evaluated
+
+            if stage.eval_fn is not None and new_step and (last or step % t.eval_interval == 0):
+                progress.last_val = evaluate(stage, amp)
+                if info.is_main:
+                    metrics_log.write({"step": step, **progress.last_val})
+                    log.info("step %d/%d | %s", step, t.steps, format_numbers(progress.last_val))
+
+            if (
+                stage.sample_fn is not None
+                and info.is_main
+                and step > start
+                and (last or step % t.sample_interval == 0)
+            ):
+                log.info("sample: %r", stage.sample_fn())
+
+            if step > start and (last or step % t.checkpoint_interval == 0):
+                saved = save(root, stage, progress, t, optimizer_cfg, schedule, tok_hash,
+                             tokenizer_dir, info)  # fmt: skip
+                last_ckpt = saved or last_ckpt
+
+            if last:
+                break
+            interval_start += time.perf_counter() - pause_start
+
+            lr = learning_rate(step, t.steps, optimizer_cfg, schedule)
+            set_learning_rate(stage.optimizer, lr)
+            grad_norm = train_step(stage, wrapped, t.grad_accum, optimizer_cfg.grad_clip, amp,
+                                   t.parallel, info.world_size, sums)  # fmt: skip
+            interval_steps += 1
+            bar.update(1)
+
+            done = step + 1
+            if done % t.log_interval == 0 or done == t.steps:
+                numbers = reduce_interval(sums, interval_steps, grad_norm)
+                tokens = int(numbers.pop("tokens", 0))
+                progress.tokens_seen += tokens
+                seconds = time.perf_counter() - interval_start
+                numbers = {"loss": numbers.pop("loss"), "lr": lr, **numbers}
+                numbers["tok_per_s"] = tokens / seconds
+                if peak is not None and stage.flops_per_token:
+                    numbers["mfu"] = mfu(
+                        numbers["tok_per_s"], stage.flops_per_token, peak * info.world_size
+                    )
+                if not math.isfinite(numbers["loss"]):
+                    raise ValueError(
+                        f"training loss became {numbers['loss']} by step {done}: lower "
+                        "optimizer.lr, keep optimizer.grad_clip on, or resume from an earlier "
+                        "checkpoint"
+                    )
+                progress.last_train = numbers
+                if info.is_main:
+                    elapsed = time.perf_counter() - run_start
+                    metrics_log.write({"step": done, "tokens": progress.tokens_seen, **numbers,
+                                       "elapsed_s": elapsed})  # fmt: skip
+                    log.info(status_line(done, t.steps, numbers))
+                    bar.set_postfix(loss=f"{numbers['loss']:.3f}", lr=f"{lr:.1e}",
+                                    tok_s=f"{numbers['tok_per_s']:.0f}")  # fmt: skip
+                sums.clear()
+                interval_start, interval_steps = time.perf_counter(), 0
+
+    if info.is_main:
+        metrics_log.close()
+        plot_loss_curve(run_dir / "metrics.jsonl", run_dir / "loss.png")
+    if last_ckpt is None and ckpt.list_checkpoints(root):  # resumed at the end: nothing new
+        last_ckpt = ckpt.list_checkpoints(root)[-1]
+    return LoopResult(
+        stage=stage.name,
+        step=progress.step,
+        steps=t.steps,
+        tokens_seen=progress.tokens_seen,
+        metrics={**progress.last_train, **progress.last_val},
+        run_dir=run_dir,
+        checkpoint=last_ckpt,
+    )
+
+
+def train_step(
+    stage: Stage,
+    wrapped: nn.Module,
+    grad_accum: int,
+    grad_clip: float | None,
+    amp: AbstractContextManager,
+    parallel: str,
+    world_size: int,
+    sums: dict[str, Tensor],
+) -> Tensor:
+    """One optimizer update over `grad_accum` micro-batches; adds its numbers into `sums`.
+
+    Each micro-batch's loss is divided by grad_accum, so the update follows the mean over the
+    micro-batches. Returns the gradient norm before clipping as a 0-d tensor left on the device
+    (reading it, like reading the loss, would make the host wait for the GPU every step).
+    """
+    device = next(stage.model.parameters()).device
+    for micro in range(grad_accum):
+        batch = stage.batches.next_batch()
+        with grad_sync(wrapped, enabled=micro == grad_accum - 1):
+            with amp:
+                loss, metrics = stage.loss_fn(wrapped, batch)
+            (loss / grad_accum).backward()
+        add_numbers(sums, {"loss": loss.detach(), **metrics}, 1.0 / grad_accum, device)
+    grad_norm = torch.zeros((), device=device)
+    if grad_clip is not None and parallel == "fsdp" and world_size > 1:
+        grad_norm = torch.nn.utils.clip_grad_norm_(stage.model.parameters(), grad_clip)
+    elif grad_clip is not None:
+        grad_norm = clip_grad_norm(stage.model.parameters(), grad_clip)
+    stage.optimizer.step()
+    stage.optimizer.zero_grad(set_to_none=True)
+    return grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
+
+
+def add_numbers(
+    sums: dict[str, Tensor], numbers: dict[str, Tensor | float], weight: float, device: torch.device
+) -> None:
+    """sums[k] += weight * numbers[k] (tokens: += numbers[k]), kept as tensors on `device`."""
+    for key, value in numbers.items():
+        value = torch.as_tensor(value, dtype=torch.float32, device=device).detach()
+        value = value if key == "tokens" else value * weight
+        sums[key] = sums[key] + value if key in sums else value
+
+
+def reduce_interval(sums: dict[str, Tensor], steps: int, grad_norm: Tensor) -> dict[str, float]:
+    """Means over the interval's steps and all ranks (tokens: the total), read in one transfer."""
+    keys = sorted(sums)
+    stacked = torch.stack([sums[k] for k in keys] + [grad_norm.float()])
+    all_reduce(stacked, "sum")
+    world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+    values = stacked.tolist()
+    pairs = zip(keys, values[:-1], strict=True)
+    numbers = {k: v if k == "tokens" else v / (steps * world) for k, v in pairs}
+    numbers["grad_norm"] = values[-1] / world
+    return numbers
+
+
+def evaluate(stage: Stage, amp: AbstractContextManager) -> dict[str, float]:
+    """The stage's held-out numbers, with the model in eval mode and without gradients."""
+    was_training = stage.model.training
+    stage.model.eval()
+    with torch.no_grad(), amp:
+        numbers = stage.eval_fn()
+    stage.model.train(was_training)
+    return numbers
+
+
+def agree_to_stop(requested: bool, device: torch.device) -> bool:
+    """True when any rank caught a stop signal, so that all ranks stop at the same step."""
+    if not torch.distributed.is_initialized():
+        return requested
+    flag = torch.tensor(float(requested), device=device)
+    return all_reduce(flag, "max").item() > 0
+
+
+def format_numbers(values: dict[str, float]) -> str:
+    return " | ".join(f"{k} {v:.4g}" for k, v in values.items())
+
+
+def status_line(step: int, total: int, metrics: dict[str, float]) -> str:
+    """`step 120/5000 | loss 3.412 | lr 6.0e-04 | 41.2k tok/s | mfu 38.1%`, then stage numbers."""
+    line = (
+        f"step {step}/{total} | loss {metrics['loss']:.4f} | lr {metrics['lr']:.1e} | "
+        f"{metrics['tok_per_s'] / 1e3:.1f}k tok/s"
+    )
+    if "mfu" in metrics:
+        line += f" | mfu {100 * metrics['mfu']:.1f}%"
+    shared = {"loss", "lr", "tok_per_s", "mfu", "grad_norm"}
+    extra = {k: v for k, v in metrics.items() if k not in shared}
+    return line + (" | " + format_numbers(extra) if extra else "")
+
+
+def start_run_record(
+    stage: Stage, training: TrainingConfig, amp_dtype: torch.dtype, world_size: int
+) -> MetricsLog:
+    """Write config.json and run.json into the run directory and open the metrics sinks (rank 0)."""
+    run_dir = stage.run_dir
+    (run_dir / "config.json").write_text(json.dumps(stage.config, indent=2) + "\n")
+    device = next(stage.model.parameters()).device
+    record = run_record(training.seed, device, world_size)
+    num_params = sum(p.numel() for p in stage.model.parameters())
+    record.update(stage=stage.name, num_params=num_params, amp=str(amp_dtype))
+    (run_dir / "run.json").write_text(json.dumps(record, indent=2) + "\n")
+    wandb_run = stage.wandb(stage.config, run_dir) if stage.wandb is not None else None
+    log.info(
+        "%s: %.2fM params | %d steps of batch %d x accum %d x %d ranks | %s %s | %s",
+        stage.name, num_params / 1e6, training.steps, training.batch_size, training.grad_accum,
+        world_size, device, str(amp_dtype).removeprefix("torch."), run_dir,
+    )  # fmt: skip
+    return MetricsLog(run_dir / "metrics.jsonl", wandb_run)
+
+
+def restore(
+    path: Path, stage: Stage, tok_hash: str | None, parallel: str, info: DistInfo
+) -> Progress:
+    """Load a checkpoint into the model, optimizer, batch source and RNGs; return its progress."""
+    loaded = ckpt.load_checkpoint(path)
+    ckpt.check_compatible(loaded, stage.config["model"], tok_hash, parallel)
+    load_full_state(stage.model, stage.optimizer, loaded.model_state, loaded.optim_state, parallel)
+    stage.batches.load_state_dict(loaded.rng["batches"])
+    ranks = loaded.rng["ranks"]
+    if len(ranks) == info.world_size:
+        ckpt.set_rng_state(ranks[info.rank])
+    else:
+        log.warning("checkpoint has RNG states of %d ranks, this run has %d: kept fresh seeds",
+                    len(ranks), info.world_size)  # fmt: skip
+    s = loaded.state
+    log.info("resumed %s from %s at step %d", stage.name, path, s["step"])
+    metrics = s.get("metrics", {})
+    return Progress(
+        step=s["step"],
+        tokens_seen=s["tokens_seen"],
+        best_val_loss=s.get("best_val_loss"),
+        best_step=s.get("best_step"),
+        last_train={k: v for k, v in metrics.items() if not k.startswith("val_")},
+        last_val={k: v for k, v in metrics.items() if k.startswith("val_")},
+    )
+
+
+def save(
+    root: Path,
+    stage: Stage,
+    progress: Progress,
+    training: TrainingConfig,
+    optimizer_cfg: OptimizerConfig,
+    schedule: ScheduleConfig,
+    tok_hash: str | None,
+    tokenizer_dir: Path | None,
+    info: DistInfo,
+) -> Path | None:
+    """Checkpoint the run at `progress.step` (every rank calls; rank 0 writes) and prune old ones.
+
+    The newest `training.keep_last` checkpoints stay, plus the best by validation loss.
+    """
+    val_loss = progress.last_val.get("val_loss")
+    if val_loss is not None and (
+        progress.best_val_loss is None or val_loss < progress.best_val_loss
+    ):
+        progress.best_val_loss, progress.best_step = val_loss, progress.step
+    model_state, optim_state = full_state(stage.model, stage.optimizer, training.parallel)
+    rng_ranks = gather_objects(ckpt.rng_state())
+    if not info.is_main:
+        return None
+    t = training
+    state = {
+        "stage": stage.name,
+        "step": progress.step,
+        "tokens_seen": progress.tokens_seen,
+        "best_val_loss": progress.best_val_loss,
+        "best_step": progress.best_step,
+        "schedule": {
+            "name": schedule.name,
+            "total_steps": t.steps,
+            "next_lr": learning_rate(min(progress.step, t.steps), t.steps, optimizer_cfg, schedule),
+        },
+        "world_size": info.world_size,
+        "parallel": t.parallel,
+        "tokenizer_hash": tok_hash,
+        "metrics": {**progress.last_train, **progress.last_val},
+    }
+    # A batch source's state is the global position in its data, the same on every rank.
+    rng = {"ranks": rng_ranks, "batches": stage.batches.state_dict()}
+    path = ckpt.save_checkpoint(root, progress.step, model_state, optim_state, state,
+                                rng, stage.config, tokenizer_dir)  # fmt: skip
+    best = ckpt.checkpoint_dir(root, progress.best_step) if progress.best_step is not None else None
+    ckpt.prune_checkpoints(root, t.keep_last, best)
+    log.info("saved %s", path)
+    return path
