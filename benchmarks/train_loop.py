@@ -82,7 +82,7 @@ def main() -> None:
             f"training.device={device}",
             f"training.checkpoint_interval={args.steps + 1}",
             "schedule.warmup_steps=1",
-            "logging.log_interval=1",
+            "training.log_interval=1",
         ]
         bare, loop = [], []
         for r in range(args.rounds):

@@ -45,7 +45,7 @@ def write_config(
         "training.grad_accum=2",
         "training.device=cpu",
         f"training.parallel={parallel}",
-        "eval.interval=4",
+        "training.eval_interval=4",
         f"logging.out_dir={out_dir}",
     ]
     save_config(load_config(PretrainConfig, None, overrides), path)

@@ -9,8 +9,8 @@ import torch
 from posttrain_helpers import make_base_checkpoint
 
 from scratchlm.posttrain.dpo import DPOConfig, dpo_loss, dpo_stats, run_dpo
-from scratchlm.posttrain.loop import LoopConfig
-from scratchlm.train.pretrain import OptimizerConfig, ScheduleConfig
+from scratchlm.train.config import TrainingConfig
+from scratchlm.train.config import OptimizerConfig, ScheduleConfig
 
 
 def test_dpo_loss_matches_hand_computation() -> None:
@@ -51,7 +51,7 @@ def preference_file(path: Path) -> Path:
 
 
 def dpo_config(tmp_path: Path, policy: Path, **kw) -> DPOConfig:
-    loop = LoopConfig(steps=12, batch_size=8, device="cpu", eval_interval=12, log_interval=4,
+    loop = TrainingConfig(steps=12, batch_size=8, device="cpu", eval_interval=12, log_interval=4,
                       checkpoint_interval=12)  # fmt: skip
     return DPOConfig(
         policy=str(policy),
@@ -60,7 +60,7 @@ def dpo_config(tmp_path: Path, policy: Path, **kw) -> DPOConfig:
         held_out=0.25,
         optimizer=OptimizerConfig(lr=3e-3, weight_decay=0.0),
         schedule=ScheduleConfig(name="constant", warmup_steps=0),
-        loop=loop,
+        training=loop,
         **kw,
     )
 
@@ -72,7 +72,7 @@ def test_short_dpo_run_prefers_the_chosen_answers(tmp_path: Path, corpus_text: s
     evals = [json.loads(line) for line in lines if "val_loss" in line]
     assert evals[0]["val_loss"] == pytest.approx(math.log(2.0), abs=1e-5)  # policy == reference
     assert evals[-1]["val_loss"] < 0.5 and evals[-1]["val_accuracy"] == 1.0
-    assert summary["val_reward_margin"] > 0
+    assert summary.metrics["val_reward_margin"] > 0
 
 
 def test_policy_and_reference_of_different_shapes_are_refused(

@@ -9,8 +9,8 @@ from posttrain_helpers import make_base_checkpoint
 
 from scratchlm.eval.tasks import Task
 from scratchlm.posttrain.grpo import GRPOConfig, group_advantages, grpo_loss, run_grpo
-from scratchlm.posttrain.loop import LoopConfig
-from scratchlm.train.pretrain import OptimizerConfig, ScheduleConfig
+from scratchlm.train.config import TrainingConfig
+from scratchlm.train.config import OptimizerConfig, ScheduleConfig
 
 
 def test_advantages_are_zero_mean_unit_std_per_group() -> None:
@@ -78,7 +78,7 @@ def test_a_few_grpo_steps_raise_a_trivially_learnable_reward(
         kl_coef=0.01,
         optimizer=OptimizerConfig(lr=1e-2, weight_decay=0.0),
         schedule=ScheduleConfig(name="constant", warmup_steps=0),
-        loop=LoopConfig(
+        training=TrainingConfig(
             steps=24,
             batch_size=4,
             device="cpu",

@@ -18,7 +18,8 @@ from scratchlm.config import load_config, save_config
 from scratchlm.data.loader import TokenSampler
 from scratchlm.train import checkpoint as ckpt
 from scratchlm.train.metrics import PEAK_BF16_FLOPS, mfu, open_wandb, peak_flops
-from scratchlm.train.pretrain import PretrainConfig, learning_rate, pretrain
+from scratchlm.train.config import learning_rate
+from scratchlm.train.pretrain import PretrainConfig, pretrain
 
 
 @pytest.fixture(autouse=True)
@@ -48,10 +49,10 @@ def tiny_config(token_data: dict, out_dir, *overrides: str) -> PretrainConfig:
         "training.batch_size=4",
         "training.device=cpu",
         "training.checkpoint_interval=4",
-        "eval.interval=4",
-        "eval.sample_interval=4",
+        "training.eval_interval=4",
+        "training.sample_interval=4",
         "eval.sample_tokens=8",
-        "logging.log_interval=2",
+        "training.log_interval=2",
         f"logging.out_dir={out_dir}",
     ]
     return load_config(PretrainConfig, None, base + list(overrides))
@@ -65,14 +66,14 @@ def final_weights(run_dir) -> dict[str, torch.Tensor]:
 @pytest.mark.slow
 def test_loss_falls_and_the_run_leaves_its_records(token_data, tmp_path, caplog) -> None:
     caplog.set_level("INFO")
-    cfg = tiny_config(token_data, tmp_path / "run", "training.steps=30", "eval.interval=30")
+    cfg = tiny_config(token_data, tmp_path / "run", "training.steps=30", "training.eval_interval=30")
     summary = pretrain(cfg)
     run = tmp_path / "run"
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     vals = [r["val_loss"] for r in records if "val_loss" in r]
     assert len(vals) == 2 and vals[1] < vals[0] - 0.5  # step 0 and step 30
-    assert summary["step"] == 30 and summary["tokens_seen"] == 30 * 4 * 32
-    assert 0 < summary["val_bpb"] < summary["val_loss"]  # several bytes per token
+    assert summary.step == 30 and summary.tokens_seen == 30 * 4 * 32
+    assert 0 < summary.metrics["val_bpb"] < summary.metrics["val_loss"]  # several bytes per token
     assert (run / "loss.png").stat().st_size > 0
     assert json.loads((run / "config.json").read_text())["training"]["steps"] == 30
     assert json.loads((run / "run.json").read_text())["seed"] == 0
@@ -113,14 +114,14 @@ def test_a_stop_signal_finishes_the_step_saves_and_exits(token_data, tmp_path, m
 
     monkeypatch.setattr(TokenSampler, "next_batch", next_batch)
     summary = pretrain(tiny_config(token_data, tmp_path / "run"))
-    assert summary["step"] == 3 and summary["checkpoint"].endswith("step_00000003")
+    assert summary.step == 3 and str(summary.checkpoint).endswith("step_00000003")
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
 
 
 def test_runs_without_validation_file_or_tokenizer(token_data, tmp_path) -> None:
     cfg = tiny_config(token_data, tmp_path / "run", "data.val_path=null", "data.tokenizer_dir=null")
     summary = pretrain(cfg)
-    assert summary["step"] == 8 and "val_loss" not in summary
+    assert summary.step == 8 and "val_loss" not in summary.metrics
 
 
 def test_refuses_to_overwrite_checkpoints_without_resume(token_data, tmp_path) -> None:

@@ -18,12 +18,12 @@ from scratchlm.model.config import ModelConfig
 from scratchlm.model.transformer import TransformerLM
 from scratchlm.posttrain.dpo import DPOConfig
 from scratchlm.posttrain.grpo import GRPOConfig
-from scratchlm.posttrain.loop import LoopConfig
+from scratchlm.train.config import TrainingConfig
 from scratchlm.posttrain.sft import SFTConfig, masked_cross_entropy, run_sft
 from scratchlm.posttrain.vocab import resize_token_embeddings
 from scratchlm.tokenizer.chat import add_chat_tokens, render_conversation
 from scratchlm.tokenizer.tokenizer import Tokenizer
-from scratchlm.train.pretrain import OptimizerConfig, ScheduleConfig
+from scratchlm.train.config import OptimizerConfig, ScheduleConfig
 
 NAMES = ["Lily", "Tom", "Mia", "Ben", "Zoe", "Max", "Sam", "Ana"]
 THINGS = ["ball", "kite", "book", "cake", "dog", "tree", "boat", "star"]
@@ -111,7 +111,7 @@ def test_short_sft_run_lowers_held_out_loss(tmp_path: Path, corpus_text: str) ->
         held_out=0.125,
         optimizer=OptimizerConfig(lr=3e-3, weight_decay=0.0),
         schedule=ScheduleConfig(warmup_steps=2, min_lr=3e-4),
-        loop=LoopConfig(
+        training=TrainingConfig(
             steps=30,
             batch_size=8,
             device="cpu",
@@ -126,8 +126,8 @@ def test_short_sft_run_lowers_held_out_loss(tmp_path: Path, corpus_text: str) ->
     ]
     val = [e["val_loss"] for e in evals if "val_loss" in e]
     assert len(val) == 2 and val[1] < 0.7 * val[0]
-    assert summary["val_loss"] == val[1]
-    saved = Tokenizer.from_dir(Path(summary["checkpoint"]) / "tokenizer")
+    assert summary.metrics["val_loss"] == val[1]
+    saved = Tokenizer.from_dir(summary.checkpoint / "tokenizer")
     base_size = Tokenizer.from_dir(base / "tokenizer").vocab_size
     assert saved.special_ids["<|end|>"] == base_size + 3  # system, user, assistant, end appended
 
@@ -138,18 +138,18 @@ def test_resume_continues_exactly(tmp_path: Path, corpus_text: str) -> None:
     data = write_jsonl(tmp_path / "sft.jsonl", greeting_records())
 
     def config(out: str, steps: int) -> SFTConfig:
-        loop = LoopConfig(steps=8, batch_size=4, device="cpu", eval_interval=100,
+        loop = TrainingConfig(steps=8, batch_size=4, device="cpu", eval_interval=100,
                           checkpoint_interval=steps, log_interval=2, keep_last=2)  # fmt: skip
         schedule = ScheduleConfig(warmup_steps=2, min_lr=1e-5)
         return SFTConfig(base=str(base), data=str(data), out_dir=str(tmp_path / out),
-                         schedule=schedule, loop=loop)  # fmt: skip
+                         schedule=schedule, training=loop)  # fmt: skip
 
     straight = run_sft(config("straight", 8))
     run_sft(config("split", 4), resume=None)  # saves at step 4 (and 8)
     shutil.rmtree(tmp_path / "split" / "checkpoints" / "step_00000008")
     resumed = run_sft(config("split", 4), resume=str(tmp_path / "split/checkpoints/step_00000004"))
-    a = load_file(str(Path(straight["checkpoint"]) / "model.safetensors"))
-    b = load_file(str(Path(resumed["checkpoint"]) / "model.safetensors"))
+    a = load_file(str(straight.checkpoint / "model.safetensors"))
+    b = load_file(str(resumed.checkpoint / "model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -157,11 +157,11 @@ def test_sft_command_line(tmp_path: Path, corpus_text: str, capsys) -> None:
     base = make_base_checkpoint(tmp_path, corpus_text)
     data = write_jsonl(tmp_path / "sft.jsonl", greeting_records())
     args = ["sft", "--base", str(base), "--data", str(data), "--out", str(tmp_path / "run")]
-    overrides = ["loop.steps=2", "loop.device=cpu", "loop.batch_size=4", "schedule.warmup_steps=0"]
+    overrides = ["training.steps=2", "training.device=cpu", "training.batch_size=4", "schedule.warmup_steps=0"]
     assert main(args + overrides) == 0
     assert "sft finished at step 2" in capsys.readouterr().out
-    assert main(args + ["loop.stepz=2"]) == 2
-    assert "unknown config key 'loop.stepz'" in capsys.readouterr().err
+    assert main(args + ["training.stepz=2"]) == 2
+    assert "unknown config key 'training.stepz'" in capsys.readouterr().err
     assert main(args + overrides) == 2  # the run directory already has checkpoints
     assert "--resume latest" in capsys.readouterr().err
 
@@ -191,5 +191,5 @@ def test_resize_keeps_old_logits_and_adds_mean_rows(tied: bool) -> None:
 )
 def test_post_training_configs_load(name: str, cls: type) -> None:
     path = Path(__file__).parents[1] / "configs" / f"{name}-cpu-tiny.yaml"
-    cfg = load_config(cls, path, ["loop.steps=7"])
-    assert cfg.loop.steps == 7 and cfg.optimizer.weight_decay == 0.0
+    cfg = load_config(cls, path, ["training.steps=70"])
+    assert cfg.training.steps == 70 and cfg.optimizer.weight_decay == 0.0

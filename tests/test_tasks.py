@@ -24,7 +24,7 @@ from scratchlm.eval.tasks import (
     write_task_files,
 )
 from scratchlm.posttrain.evaluate import evaluate_task
-from scratchlm.posttrain.loop import load_chat_model
+from scratchlm.posttrain.common import load_chat_model
 
 
 def test_instructions_are_seeded_and_varied() -> None:

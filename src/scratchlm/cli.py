@@ -244,7 +244,7 @@ def _posttrain_flags(p: argparse.ArgumentParser, stage: str) -> None:
         "overrides",
         nargs="*",
         metavar="KEY=VALUE",
-        help="config overrides, e.g. loop.steps=300 optimizer.lr=1e-4",
+        help="config overrides, e.g. training.steps=300 optimizer.lr=1e-4",
     )
 
 
@@ -258,10 +258,16 @@ def _stage_config(cls: type, args: argparse.Namespace, **flags: object) -> objec
     return replace(cfg, **{key: value for key, value in flags.items() if value is not None})
 
 
-def _print_summary(summary: dict) -> None:
-    numbers = ", ".join(f"{k} {v:.4g}" for k, v in summary.items() if isinstance(v, float))
-    print(f"{summary['stage']} finished at step {summary['step']}: {numbers}")
-    print(f"checkpoint: {summary['checkpoint']}")
+def _print_summary(result) -> None:  # noqa: ANN001 (a LoopResult; imported lazily)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    numbers = ", ".join(f"{k} {v:.4g}" for k, v in result.metrics.items())
+    if result.stopped:
+        print(f"{result.stage} stopped at step {result.step} of {result.steps}; continue with "
+              "--resume latest")  # fmt: skip
+    else:
+        print(f"{result.stage} finished at step {result.step}: {numbers}")
+    print(f"run dir: {result.run_dir}; checkpoint: {result.checkpoint}")
 
 
 def add_sft(sub: argparse._SubParsersAction) -> None:
@@ -463,11 +469,7 @@ def run_train(args: argparse.Namespace) -> int:
     from scratchlm.config import load_config
     from scratchlm.train.pretrain import PretrainConfig, pretrain
 
-    summary = pretrain(load_config(PretrainConfig, args.config, args.overrides), args.resume)
-    if int(os.environ.get("RANK", "0")) == 0:
-        numbers = ", ".join(f"{k} {v:.4g}" for k, v in summary.items() if isinstance(v, float))
-        print(f"train finished at step {summary['step']}: {numbers}")
-        print(f"run dir: {summary['run_dir']}; checkpoint: {summary['checkpoint']}")
+    _print_summary(pretrain(load_config(PretrainConfig, args.config, args.overrides), args.resume))
     return 0
 
 

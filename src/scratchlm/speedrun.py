@@ -40,24 +40,22 @@ from scratchlm.data.synth import write_corpus
 from scratchlm.eval.tasks import TASKS, write_task_files
 from scratchlm.model.config import ModelConfig
 from scratchlm.model.generate import SamplingConfig, generate
+from scratchlm.posttrain.common import default_training, load_chat_model
 from scratchlm.posttrain.dpo import DPOConfig, run_dpo
 from scratchlm.posttrain.evaluate import evaluate_task
 from scratchlm.posttrain.grpo import GRPOConfig, run_grpo
-from scratchlm.posttrain.loop import LoopConfig, load_chat_model
 from scratchlm.posttrain.pairs import write_self_pairs
 from scratchlm.posttrain.sft import SFTConfig, run_sft
 from scratchlm.runtime import pick_device
 from scratchlm.tokenizer import Tokenizer, train_bpe
 from scratchlm.train import checkpoint as ckpt
+from scratchlm.train.config import OptimizerConfig, ScheduleConfig, TrainingConfig
+from scratchlm.train.loop import LoopResult
 from scratchlm.train.metrics import plot_loss_curve, run_record
 from scratchlm.train.pretrain import (
     DataConfig,
     EvalConfig,
-    LoggingConfig,
-    OptimizerConfig,
     PretrainConfig,
-    ScheduleConfig,
-    TrainingConfig,
     pretrain,
 )
 
@@ -133,11 +131,15 @@ def cpu() -> SpeedrunConfig:
             model=model,
             optimizer=OptimizerConfig(name="adamw", lr=3e-3, weight_decay=0.1),
             schedule=ScheduleConfig(name="cosine", warmup_steps=50, min_lr=3e-4),
-            training=TrainingConfig(steps=1000, batch_size=8, checkpoint_interval=250),
-            eval=EvalConfig(
-                interval=250, max_tokens=131072, sample_interval=500, sample_tokens=120
-            ),
-            logging=LoggingConfig(log_interval=25),
+            training=TrainingConfig(
+                steps=1000,
+                batch_size=8,
+                checkpoint_interval=250,
+                eval_interval=250,
+                sample_interval=500,
+                log_interval=25,
+            ),  # fmt: skip
+            eval=EvalConfig(max_tokens=131072, sample_tokens=120),
         ),
         posttrain=PosttrainStageConfig(
             method="dpo",
@@ -147,24 +149,30 @@ def cpu() -> SpeedrunConfig:
             self_pairs_task="arithmetic",
             eval_instructions=200,
         ),
-        sft=SFTConfig(loop=LoopConfig(steps=400, batch_size=16, eval_interval=200)),
-        dpo=DPOConfig(loop=LoopConfig(steps=300, batch_size=8, eval_interval=150)),
+        sft=SFTConfig(training=default_training(steps=400, batch_size=16, eval_interval=200)()),
+        dpo=DPOConfig(training=default_training(steps=300, batch_size=8, eval_interval=150)()),
     )
 
 
 def mini() -> SpeedrunConfig:
     """A smoke test of every stage in well under a minute (used by the test suite)."""
     model = ModelConfig(vocab_size=320, context_length=128, num_layers=1, d_model=32, num_heads=2)
-    tiny_loop = LoopConfig(steps=4, batch_size=4, eval_interval=2, checkpoint_interval=2)
+    tiny_loop = default_training(steps=4, batch_size=4, eval_interval=2, checkpoint_interval=2)()
     return SpeedrunConfig(
         corpus=CorpusConfig(source="synth", size_mb=0.2),
         tokenizer=TokenizerStageConfig(vocab_size=320, num_processes=1),
         pretrain=PretrainConfig(
             model=model,
             schedule=ScheduleConfig(warmup_steps=2),
-            training=TrainingConfig(steps=6, batch_size=4, checkpoint_interval=3),
-            eval=EvalConfig(interval=3, max_tokens=4096, sample_interval=6, sample_tokens=8),
-            logging=LoggingConfig(log_interval=2),
+            training=TrainingConfig(
+                steps=6,
+                batch_size=4,
+                checkpoint_interval=3,
+                eval_interval=3,
+                sample_interval=6,
+                log_interval=2,
+            ),  # fmt: skip
+            eval=EvalConfig(max_tokens=4096, sample_tokens=8),
         ),
         posttrain=PosttrainStageConfig(
             method="both",
@@ -175,10 +183,10 @@ def mini() -> SpeedrunConfig:
             eval_instructions=4,
             eval_max_new_tokens=12,
         ),
-        sft=SFTConfig(loop=tiny_loop, schedule=quick_warmup(SFTConfig().schedule)),
-        dpo=DPOConfig(loop=tiny_loop, schedule=quick_warmup(DPOConfig().schedule)),
+        sft=SFTConfig(training=tiny_loop, schedule=quick_warmup(SFTConfig().schedule)),
+        dpo=DPOConfig(training=tiny_loop, schedule=quick_warmup(DPOConfig().schedule)),
         grpo=GRPOConfig(
-            loop=replace(tiny_loop, steps=2, batch_size=2),
+            training=replace(tiny_loop, steps=2, batch_size=2),
             group_size=2,
             max_new_tokens=8,
             eval_prompts=2,
@@ -204,15 +212,20 @@ def tinystories() -> SpeedrunConfig:
             optimizer=OptimizerConfig(name="adamw", lr=3e-3, weight_decay=0.1),
             schedule=ScheduleConfig(name="cosine", warmup_steps=200, min_lr=3e-4),
             training=TrainingConfig(
-                steps=10000, batch_size=128, compile=True, checkpoint_interval=1000
-            ),
-            eval=EvalConfig(interval=500, max_tokens=2_000_000, sample_interval=1000),
-            logging=LoggingConfig(log_interval=50),
+                steps=10000,
+                batch_size=128,
+                compile=True,
+                checkpoint_interval=1000,
+                eval_interval=500,
+                sample_interval=1000,
+                log_interval=50,
+            ),  # fmt: skip
+            eval=EvalConfig(max_tokens=2_000_000),
         ),
         posttrain=PosttrainStageConfig(method="both", sft_examples=5000, preference_pairs=3000),
-        sft=SFTConfig(loop=LoopConfig(steps=500, batch_size=32)),
-        dpo=DPOConfig(loop=LoopConfig(steps=200, batch_size=16)),
-        grpo=GRPOConfig(loop=LoopConfig(steps=100, batch_size=16)),
+        sft=SFTConfig(training=default_training(steps=500, batch_size=32)()),
+        dpo=DPOConfig(training=default_training(steps=200, batch_size=16)()),
+        grpo=GRPOConfig(training=default_training(steps=100, batch_size=16)()),
     )
 
 
@@ -229,15 +242,21 @@ def gpt2_owt() -> SpeedrunConfig:
             optimizer=OptimizerConfig(name="adamw", lr=6e-4, weight_decay=0.1),
             schedule=ScheduleConfig(name="cosine", warmup_steps=700, min_lr=6e-5),
             training=TrainingConfig(
-                steps=20000, batch_size=16, grad_accum=4, compile=True, checkpoint_interval=2000
-            ),
-            eval=EvalConfig(interval=1000, max_tokens=5_000_000, sample_interval=2000),
-            logging=LoggingConfig(log_interval=50),
+                steps=20000,
+                batch_size=16,
+                grad_accum=4,
+                compile=True,
+                checkpoint_interval=2000,
+                eval_interval=1000,
+                sample_interval=2000,
+                log_interval=50,
+            ),  # fmt: skip
+            eval=EvalConfig(max_tokens=5_000_000),
         ),
         posttrain=PosttrainStageConfig(method="both", sft_examples=5000, preference_pairs=3000),
-        sft=SFTConfig(loop=LoopConfig(steps=500, batch_size=32)),
-        dpo=DPOConfig(loop=LoopConfig(steps=200, batch_size=16)),
-        grpo=GRPOConfig(loop=LoopConfig(steps=100, batch_size=16)),
+        sft=SFTConfig(training=default_training(steps=500, batch_size=32)()),
+        dpo=DPOConfig(training=default_training(steps=200, batch_size=16)()),
+        grpo=GRPOConfig(training=default_training(steps=100, batch_size=16)()),
         nproc_per_node=8,
     )
 
@@ -324,9 +343,9 @@ def stage_pretrain(cfg: SpeedrunConfig, out: Path, vocab_size: int) -> dict[str,
     resume = "latest" if ckpt.list_checkpoints(out / "pretrain" / "checkpoints") else None
     if cfg.nproc_per_node > 1:
         run_torchrun(pcfg, out, cfg.nproc_per_node, resume)
+        ensure_finished(out / "pretrain", pcfg.training.steps)
     else:
-        pretrain(pcfg, resume=resume)
-    ensure_finished(out / "pretrain", pcfg.training.steps)
+        ensure_done(pretrain(pcfg, resume=resume))
     return {
         **last_metrics(out / "pretrain" / "metrics.jsonl"),
         "params": pcfg.model.num_params(),
@@ -395,29 +414,34 @@ def ensure_finished(run_dir: Path, steps: int) -> None:
         raise KeyboardInterrupt
 
 
+def ensure_done(result: LoopResult) -> dict[str, Any]:
+    """A stopped stage is not done (rerun to resume); a finished one's summary as plain data."""
+    if result.stopped:
+        log.info("%s stopped at step %d of %d; rerun to resume", result.stage, result.step,
+                 result.steps)  # fmt: skip
+        raise KeyboardInterrupt
+    checkpoint = str(result.checkpoint) if result.checkpoint else None
+    return {"step": result.step, **result.metrics, "run_dir": str(result.run_dir),
+            "checkpoint": checkpoint}  # fmt: skip
+
+
 def resume_flag(run_dir: Path) -> str | None:
     return "latest" if ckpt.list_checkpoints(run_dir / "checkpoints") else None
 
 
 def stage_sft(cfg: SpeedrunConfig, out: Path, source: str, data: str) -> dict[str, Any]:
     scfg = replace(cfg.sft, base=source, data=data, out_dir=str(out / "sft"))
-    result = run_sft(scfg, resume=resume_flag(out / "sft"))
-    ensure_finished(out / "sft", scfg.loop.steps)
-    return result
+    return ensure_done(run_sft(scfg, resume=resume_flag(out / "sft")))
 
 
 def stage_dpo(cfg: SpeedrunConfig, out: Path, source: str, data: str) -> dict[str, Any]:
     dcfg = replace(cfg.dpo, policy=source, data=data, out_dir=str(out / "dpo"))
-    result = run_dpo(dcfg, resume=resume_flag(out / "dpo"))
-    ensure_finished(out / "dpo", dcfg.loop.steps)
-    return result
+    return ensure_done(run_dpo(dcfg, resume=resume_flag(out / "dpo")))
 
 
 def stage_grpo(cfg: SpeedrunConfig, out: Path, source: str) -> dict[str, Any]:
     gcfg = replace(cfg.grpo, policy=source, out_dir=str(out / "grpo"))
-    result = run_grpo(gcfg, resume=resume_flag(out / "grpo"))
-    ensure_finished(out / "grpo", gcfg.loop.steps)
-    return result
+    return ensure_done(run_grpo(gcfg, resume=resume_flag(out / "grpo")))
 
 
 def stage_evaluate(cfg: SpeedrunConfig, out: Path, models: dict[str, str]) -> dict[str, Any]:

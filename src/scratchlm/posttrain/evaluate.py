@@ -10,7 +10,7 @@ from typing import Any
 
 from scratchlm.eval.tasks import EVAL_SEED, evaluate
 from scratchlm.model.generate import decode_layout
-from scratchlm.posttrain.loop import load_chat_model
+from scratchlm.posttrain.common import load_chat_model
 from scratchlm.runtime import pick_device
 from scratchlm.train.checkpoint import find_checkpoint
 

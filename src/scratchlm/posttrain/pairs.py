@@ -12,7 +12,7 @@ from typing import Any
 
 from scratchlm.eval.tasks import get_task, self_preference_records, write_jsonl
 from scratchlm.model.generate import decode_layout
-from scratchlm.posttrain.loop import load_chat_model
+from scratchlm.posttrain.common import load_chat_model
 from scratchlm.runtime import pick_device
 from scratchlm.train.checkpoint import find_checkpoint
 
