@@ -9,8 +9,7 @@ import torch
 from posttrain_helpers import make_base_checkpoint
 
 from scratchlm.posttrain.dpo import DPOConfig, dpo_loss, dpo_stats, run_dpo
-from scratchlm.train.config import TrainingConfig
-from scratchlm.train.config import OptimizerConfig, ScheduleConfig
+from scratchlm.train.config import OptimizerConfig, ScheduleConfig, TrainingConfig
 
 
 def test_dpo_loss_matches_hand_computation() -> None:

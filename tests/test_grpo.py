@@ -9,8 +9,7 @@ from posttrain_helpers import make_base_checkpoint
 
 from scratchlm.eval.tasks import Task
 from scratchlm.posttrain.grpo import GRPOConfig, group_advantages, grpo_loss, run_grpo
-from scratchlm.train.config import TrainingConfig
-from scratchlm.train.config import OptimizerConfig, ScheduleConfig
+from scratchlm.train.config import OptimizerConfig, ScheduleConfig, TrainingConfig
 
 
 def test_advantages_are_zero_mean_unit_std_per_group() -> None:

@@ -17,8 +17,8 @@ from scratchlm.cli import main
 from scratchlm.config import load_config, save_config
 from scratchlm.data.loader import TokenSampler
 from scratchlm.train import checkpoint as ckpt
-from scratchlm.train.metrics import PEAK_BF16_FLOPS, mfu, open_wandb, peak_flops
 from scratchlm.train.config import learning_rate
+from scratchlm.train.metrics import PEAK_BF16_FLOPS, mfu, open_wandb, peak_flops
 from scratchlm.train.pretrain import PretrainConfig, pretrain
 
 
@@ -66,7 +66,9 @@ def final_weights(run_dir) -> dict[str, torch.Tensor]:
 @pytest.mark.slow
 def test_loss_falls_and_the_run_leaves_its_records(token_data, tmp_path, caplog) -> None:
     caplog.set_level("INFO")
-    cfg = tiny_config(token_data, tmp_path / "run", "training.steps=30", "training.eval_interval=30")
+    cfg = tiny_config(
+        token_data, tmp_path / "run", "training.steps=30", "training.eval_interval=30"
+    )
     summary = pretrain(cfg)
     run = tmp_path / "run"
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

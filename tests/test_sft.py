@@ -18,12 +18,11 @@ from scratchlm.model.config import ModelConfig
 from scratchlm.model.transformer import TransformerLM
 from scratchlm.posttrain.dpo import DPOConfig
 from scratchlm.posttrain.grpo import GRPOConfig
-from scratchlm.train.config import TrainingConfig
 from scratchlm.posttrain.sft import SFTConfig, masked_cross_entropy, run_sft
 from scratchlm.posttrain.vocab import resize_token_embeddings
 from scratchlm.tokenizer.chat import add_chat_tokens, render_conversation
 from scratchlm.tokenizer.tokenizer import Tokenizer
-from scratchlm.train.config import OptimizerConfig, ScheduleConfig
+from scratchlm.train.config import OptimizerConfig, ScheduleConfig, TrainingConfig
 
 NAMES = ["Lily", "Tom", "Mia", "Ben", "Zoe", "Max", "Sam", "Ana"]
 THINGS = ["ball", "kite", "book", "cake", "dog", "tree", "boat", "star"]
@@ -157,7 +156,12 @@ def test_sft_command_line(tmp_path: Path, corpus_text: str, capsys) -> None:
     base = make_base_checkpoint(tmp_path, corpus_text)
     data = write_jsonl(tmp_path / "sft.jsonl", greeting_records())
     args = ["sft", "--base", str(base), "--data", str(data), "--out", str(tmp_path / "run")]
-    overrides = ["training.steps=2", "training.device=cpu", "training.batch_size=4", "schedule.warmup_steps=0"]
+    overrides = [
+        "training.steps=2",
+        "training.device=cpu",
+        "training.batch_size=4",
+        "schedule.warmup_steps=0",
+    ]
     assert main(args + overrides) == 0
     assert "sft finished at step 2" in capsys.readouterr().out
     assert main(args + ["training.stepz=2"]) == 2

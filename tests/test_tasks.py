@@ -23,8 +23,8 @@ from scratchlm.eval.tasks import (
     story_instruction,
     write_task_files,
 )
-from scratchlm.posttrain.evaluate import evaluate_task
 from scratchlm.posttrain.common import load_chat_model
+from scratchlm.posttrain.evaluate import evaluate_task
 
 
 def test_instructions_are_seeded_and_varied() -> None:
