@@ -71,3 +71,63 @@ def test_two_gloo_ranks_match_one_process(token_data, tmp_path, parallel, optimi
     assert one.keys() == two.keys()
     for key in one:
         torch.testing.assert_close(two[key], one[key], atol=1e-6, rtol=1e-5)
+
+
+def posttrain_command(stage: str, base: str, data: str, out, batch_size: int) -> list[str]:
+    """A short SGD run of `stage` with global batch 2 x batch_size x processes."""
+    flags = {"sft": ["--base", base, "--data", data], "dpo": ["--policy", base, "--data", data],
+             "grpo": ["--policy", base, "--task", "arithmetic"]}[stage]  # fmt: skip
+    overrides = [
+        "optimizer.name=sgd", "optimizer.lr=0.5", "optimizer.grad_clip=0.5",
+        "schedule.name=constant", "schedule.warmup_steps=0", "schedule.min_lr=0",
+        "training.steps=4", f"training.batch_size={batch_size}", "training.grad_accum=2",
+        "training.device=cpu", "training.eval_interval=4", "training.checkpoint_interval=4",
+        "training.log_interval=1",
+    ]  # fmt: skip
+    if stage == "grpo":
+        overrides += ["group_size=2", "max_new_tokens=4", "eval_prompts=2"]
+    return ["-m", "scratchlm", stage, "--out", str(out), *flags, *overrides]
+
+
+@pytest.mark.parametrize("stage", ["sft", "dpo"])
+def test_post_training_two_gloo_ranks_match_one_process(stage, tmp_path, corpus_text) -> None:
+    import json
+
+    from posttrain_helpers import make_base_checkpoint
+
+    base = str(make_base_checkpoint(tmp_path, corpus_text, d_model=32))
+    names, things = ["Lily", "Tom", "Mia", "Ben", "Zoe", "Max"], ["ball", "kite", "book", "cake"]
+    pairs = [(f"Give {n} a {t}.", f"Here is a {t}, {n}!") for n in names for t in things]
+    if stage == "sft":
+        records = [{"prompt": p, "response": r} for p, r in pairs]
+    else:
+        records = [{"prompt": p, "chosen": r, "rejected": "No."} for p, r in pairs]
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    run(sys.executable, *posttrain_command(stage, base, str(data), tmp_path / "one", 4))
+    run(
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+        *posttrain_command(stage, base, str(data), tmp_path / "two", 2),
+    )  # fmt: skip
+    one = load_file(str(tmp_path / "one" / "checkpoints" / "step_00000004" / "model.safetensors"))
+    two = load_file(str(tmp_path / "two" / "checkpoints" / "step_00000004" / "model.safetensors"))
+    assert one.keys() == two.keys()
+    for key in one:
+        torch.testing.assert_close(two[key], one[key], atol=1e-6, rtol=1e-5)
+
+
+def test_grpo_runs_data_parallel(tmp_path, corpus_text) -> None:
+    """GRPO under torchrun: each rank samples its own prompts' groups, DDP averages the updates."""
+    from posttrain_helpers import make_base_checkpoint
+
+    base = str(make_base_checkpoint(tmp_path, corpus_text, d_model=32))
+    run(
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+        *posttrain_command("grpo", base, "", tmp_path / "two", 2),
+    )  # fmt: skip
+    weights = load_file(
+        str(tmp_path / "two" / "checkpoints" / "step_00000004" / "model.safetensors")
+    )
+    assert all(torch.isfinite(w).all() for w in weights.values())
+    rows = (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()
+    assert sum('"reward"' in row for row in rows) == 4  # one row per step, from rank 0 only

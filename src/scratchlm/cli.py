@@ -448,7 +448,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         "sequences. Ctrl-C (or SIGTERM) finishes the step, saves a checkpoint and exits.",
     )
     p.add_argument(
-        "--config", required=True, metavar="FILE", help="YAML or JSON config (see configs/)"
+        "--config", default=None, metavar="FILE", help="YAML or JSON config (see configs/)"
     )
     p.add_argument(
         "--resume",
