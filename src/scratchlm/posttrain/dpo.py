@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from scratchlm.data.preference import collate_pairs, load_preference_pairs
 from scratchlm.data.sft import shuffled_batches, split_held_out
-from scratchlm.posttrain.logprobs import masked_logprobs
+from scratchlm.posttrain.functional import dpo_loss, pair_log_probs
 from scratchlm.posttrain.loop import (
     LoopConfig,
     check_same_shape,
@@ -34,11 +33,6 @@ from scratchlm.tokenizer.chat import chat_tokens
 from scratchlm.train.pretrain import OptimizerConfig, ScheduleConfig
 
 log = logging.getLogger(__name__)
-
-
-def dpo_loss(pi_w: Tensor, pi_l: Tensor, ref_w: Tensor, ref_l: Tensor, beta: float) -> Tensor:
-    """Mean DPO loss. Each input: (B,) summed log-probs of the chosen / rejected response."""
-    return -F.logsigmoid(beta * ((pi_w - ref_w) - (pi_l - ref_l))).mean()
 
 
 def dpo_stats(
@@ -84,13 +78,6 @@ class DPOConfig:
             raise ValueError(f"held_out must be in (0, 1), got {self.held_out}")
 
 
-def pair_logprobs(model: nn.Module, ids: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-    """Summed response log-probs of a `collate_pairs` batch: (chosen (B,), rejected (B,))."""
-    summed = masked_logprobs(model, ids, mask).sum(dim=1)
-    half = ids.shape[0] // 2
-    return summed[:half], summed[half:]
-
-
 def run_dpo(cfg: DPOConfig, resume: str | None = None) -> dict[str, Any]:
     """Train `cfg.policy` on preference pairs; returns a summary (loss, margin, accuracy, paths)."""
     if not cfg.policy or not cfg.data:
@@ -113,8 +100,8 @@ def run_dpo(cfg: DPOConfig, resume: str | None = None) -> dict[str, Any]:
         """Summed log-probs (policy chosen, rejected, reference chosen, rejected), chosen tokens."""
         ids, mask = (t.to(device) for t in collate_pairs(batch, pad_id))
         with torch.no_grad():
-            ref_w, ref_l = pair_logprobs(reference, ids, mask)
-        pi_w, pi_l = pair_logprobs(model, ids, mask)
+            ref_w, ref_l = pair_log_probs(reference, ids, mask)
+        pi_w, pi_l = pair_log_probs(model, ids, mask)
         return pi_w, pi_l, ref_w, ref_l, mask[: len(batch), 1:].sum()
 
     def loss_fn(step: int) -> tuple[Tensor, dict[str, float]]:

@@ -17,8 +17,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from scratchlm.data.sft import Example, collate, load_sft_examples, shuffled_batches, split_held_out
-from scratchlm.posttrain.logprobs import masked_logprobs, token_logprobs
+from scratchlm.data.sft import (
+    Example,
+    collate,
+    load_sft_examples,
+    shift_labels,
+    shuffled_batches,
+    split_held_out,
+)
+from scratchlm.posttrain.functional import get_response_log_probs, masked_normalize
 from scratchlm.posttrain.loop import (
     LoopConfig,
     default_optimizer,
@@ -50,31 +57,26 @@ class SFTConfig:
             raise ValueError(f"held_out must be in (0, 1), got {self.held_out}")
 
 
-def masked_cross_entropy(logits: Tensor, targets: Tensor, mask: Tensor) -> Tensor:
-    """Mean of -log p(target) over positions where mask is 1.
+def batch_loss(model: nn.Module, ids: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Summed negative log-likelihood of the masked tokens of a `collate` batch, and their count.
 
-    logits: (B, T, V); targets, mask: (B, T). Returns a scalar (0 when the mask is empty).
+    ids, mask: (B, T + 1). Returns two 0-dim tensors.
     """
-    mask = mask.to(torch.float32)
-    return -(token_logprobs(logits, targets) * mask).sum() / mask.sum().clamp(min=1.0)
-
-
-def sft_loss(model: nn.Module, ids: Tensor, mask: Tensor) -> Tensor:
-    """`masked_cross_entropy` of the model's next-token predictions. ids, mask: (B, T)."""
-    return masked_cross_entropy(model(ids[:, :-1]), ids[:, 1:], mask[:, 1:])
+    input_ids, labels, response_mask = shift_labels(ids, mask)
+    log_probs = get_response_log_probs(model, input_ids, labels)["log_probs"]
+    return -masked_normalize(log_probs, response_mask), response_mask.sum()
 
 
 def held_out_loss(
     model: nn.Module, examples: list[Example], batch_size: int, pad_id: int, device: torch.device
 ) -> float:
     """Token-weighted mean masked loss over every held-out example."""
-    total, count = 0.0, 0.0
+    total, count = 0.0, 0
     for start in range(0, len(examples), batch_size):
         ids, mask = collate(examples[start : start + batch_size], pad_id)
-        ids, mask = ids.to(device), mask.to(device)
-        total -= masked_logprobs(model, ids, mask).sum().item()
-        count += mask[:, 1:].sum().item()
-    return total / max(count, 1.0)
+        nll, tokens = batch_loss(model, ids.to(device), mask.to(device))
+        total, count = total + nll.item(), count + tokens.item()
+    return total / max(count, 1)
 
 
 def run_sft(cfg: SFTConfig, resume: str | None = None) -> dict[str, Any]:
@@ -94,8 +96,8 @@ def run_sft(cfg: SFTConfig, resume: str | None = None) -> dict[str, Any]:
 
     def loss_fn(step: int) -> tuple[Tensor, dict[str, float]]:
         ids, mask = collate(next(batches), pad_id)
-        ids, mask = ids.to(device), mask.to(device)
-        return sft_loss(model, ids, mask), {"tokens": mask[:, 1:].sum().item()}
+        nll, tokens = batch_loss(model, ids.to(device), mask.to(device))
+        return nll / tokens, {"tokens": tokens.item()}
 
     def eval_fn() -> dict[str, float]:
         return {"val_loss": held_out_loss(model, held, loop.batch_size, pad_id, device)}
