@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 from posttrain_helpers import make_base_checkpoint
 from safetensors.torch import load_file
 
@@ -18,7 +17,7 @@ from scratchlm.model.config import ModelConfig
 from scratchlm.model.transformer import TransformerLM
 from scratchlm.posttrain.dpo import DPOConfig
 from scratchlm.posttrain.grpo import GRPOConfig
-from scratchlm.posttrain.sft import SFTConfig, masked_cross_entropy, run_sft
+from scratchlm.posttrain.sft import SFTConfig, run_sft
 from scratchlm.posttrain.vocab import resize_token_embeddings
 from scratchlm.tokenizer.chat import add_chat_tokens, render_conversation
 from scratchlm.tokenizer.tokenizer import Tokenizer
@@ -39,15 +38,6 @@ def greeting_records() -> list[str]:
         for name in NAMES
         for thing in THINGS
     ]
-
-
-def test_masked_cross_entropy_matches_torch_on_the_kept_positions() -> None:
-    logits = torch.randn(2, 5, 11)
-    targets = torch.randint(0, 11, (2, 5))
-    mask = torch.tensor([[0, 1, 1, 0, 0], [1, 1, 1, 1, 0]])
-    keep = mask.bool()
-    expected = F.cross_entropy(logits[keep], targets[keep])
-    torch.testing.assert_close(masked_cross_entropy(logits, targets, mask), expected)
 
 
 def test_malformed_line_is_reported_with_its_number(tmp_path: Path) -> None:

@@ -114,6 +114,15 @@ def collate(examples: list[Example], pad_id: int) -> tuple[Tensor, Tensor]:
     return ids, mask
 
 
+def shift_labels(ids: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """A padded batch (B, T + 1) as the model reads it: input_ids, labels (B, T), response_mask.
+
+    The model reads `ids[:, :-1]` and predicts `ids[:, 1:]`; a mask value belongs to the token it
+    marks, so `mask[:, 1:]` (as bool) says which labels count.
+    """
+    return ids[:, :-1], ids[:, 1:], mask[:, 1:].bool()
+
+
 class ShuffledBatches:
     """Endless batches of `items`, a fresh seeded permutation every pass, resumable.
 

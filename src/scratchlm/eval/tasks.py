@@ -7,8 +7,8 @@ Two kinds of instruction, drawn deterministically from a seed:
   from the synthetic story vocabulary, so a model pretrained on the synthetic corpus
   (`scratchlm.data.synth`) knows them; a demonstration is the opening of a synthetic story with
   those entities forced in, cut after the first sentence by which all three have appeared.
-- arithmetic: "What is 7 + 5?" (operands 0 to 10, never a negative result). The last integer
-  in the answer must be the exact result.
+- arithmetic: "What is 7 + 5?" (operands 0 to 10, never a negative result). The last number
+  in the answer (`parse_gsm8k_response`) must be the exact result.
 
 `reward(prompt, completion)` reads the constraints back from the prompt text alone and returns the
 fraction met (story: 1/3 per word; arithmetic: 0 or 1), so it serves as GRPO's verifiable reward
@@ -41,6 +41,7 @@ from scratchlm.data.synth import (
     with_article,
 )
 from scratchlm.data.synth_words import BOY_NAMES, GIRL_NAMES
+from scratchlm.eval.answers import parse_gsm8k_response
 from scratchlm.model.generate import SamplingConfig, generate
 from scratchlm.tokenizer.chat import chat_tokens, render_prompt
 from scratchlm.tokenizer.tokenizer import Tokenizer
@@ -52,7 +53,6 @@ _STORY_RE = re.compile(
     r"that includes the word (?P<thing>[A-Za-z]+)\."
 )
 _MATH_RE = re.compile(r"What is (?P<a>\d+) (?P<op>[+-]) (?P<b>\d+)\?")
-_INT_RE = re.compile(r"-?\d+")
 _SENTENCE_END_RE = re.compile(r"[.!?]\"?(?=\s|$)")
 MAX_OPERAND = 10
 ANIMALS = tuple(a for a in ANIMAL_NAMES if a.isalpha())  # one-word entities keep "the word" literal
@@ -112,8 +112,8 @@ def parse_instruction(prompt: str) -> Instruction:
 def score(instruction: Instruction, completion: str) -> float:
     """Fraction of the instruction's constraints the completion meets, in [0, 1]."""
     if instruction.kind == "arithmetic":
-        numbers = _INT_RE.findall(completion)
-        return 1.0 if numbers and int(numbers[-1]) == instruction.answer else 0.0
+        number = parse_gsm8k_response(completion)
+        return 1.0 if number is not None and float(number) == instruction.answer else 0.0
     found = [contains_word(completion, word) for word in instruction.required]
     return sum(found) / len(found)
 

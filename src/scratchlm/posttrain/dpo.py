@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from scratchlm.config import to_dict
@@ -28,18 +27,13 @@ from scratchlm.posttrain.common import (
     load_reference,
     start_policy,
 )
-from scratchlm.posttrain.logprobs import masked_logprobs
+from scratchlm.posttrain.functional import dpo_loss, pair_log_probs
 from scratchlm.runtime import DistInfo, init_distributed, teardown_distributed
 from scratchlm.tokenizer.chat import chat_tokens
 from scratchlm.train.config import OptimizerConfig, ScheduleConfig, TrainingConfig
 from scratchlm.train.loop import LoopResult, Stage, train_loop
 
 log = logging.getLogger(__name__)
-
-
-def dpo_loss(pi_w: Tensor, pi_l: Tensor, ref_w: Tensor, ref_l: Tensor, beta: float) -> Tensor:
-    """Mean DPO loss. Each input: (B,) summed log-probs of the chosen / rejected response."""
-    return -F.logsigmoid(beta * ((pi_w - ref_w) - (pi_l - ref_l))).mean()
 
 
 def dpo_stats(
@@ -86,13 +80,6 @@ class DPOConfig:
             raise ValueError(f"held_out must be in (0, 1), got {self.held_out}")
 
 
-def pair_logprobs(model: nn.Module, ids: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-    """Summed response log-probs of a `collate_pairs` batch: (chosen (B,), rejected (B,))."""
-    summed = masked_logprobs(model, ids, mask).sum(dim=1)
-    half = ids.shape[0] // 2
-    return summed[:half], summed[half:]
-
-
 def run_dpo(cfg: DPOConfig, resume: str | None = None) -> LoopResult:
     """Train `cfg.policy` on preference pairs (data parallel under torchrun)."""
     if not cfg.policy or not cfg.data:
@@ -120,8 +107,8 @@ def _run_dpo(cfg: DPOConfig, resume: str | None, info: DistInfo) -> LoopResult:
         """Summed log-probs (policy chosen, rejected, reference chosen, rejected), chosen tokens."""
         ids, mask = (x.to(device) for x in collate_pairs(batch, pad_id))
         with torch.no_grad():
-            ref_w, ref_l = pair_logprobs(reference, ids, mask)
-        pi_w, pi_l = pair_logprobs(module, ids, mask)
+            ref_w, ref_l = pair_log_probs(reference, ids, mask)
+        pi_w, pi_l = pair_log_probs(module, ids, mask)
         return pi_w, pi_l, ref_w, ref_l, mask[: len(batch), 1:].sum()
 
     def loss_fn(module: nn.Module, batch: tuple[list, list]) -> tuple[Tensor, dict]:

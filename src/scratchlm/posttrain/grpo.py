@@ -1,11 +1,14 @@
 """Group Relative Policy Optimisation: sample a group per prompt, score, push up the better ones.
 
 For each prompt the policy samples `group_size` completions; a verifiable reward scores each one.
-The advantage of a completion is its reward minus the group's mean, divided by the group's standard
-deviation (so a group whose completions all score the same teaches nothing). The loss is the
-clipped importance-ratio objective of PPO, normalised per token over the whole batch (every
-completion token weighs the same, however long its completion), with an optional KL penalty to the
-reference model using the non-negative estimator exp(r) - r - 1, r = logp_ref - logp.
+The advantage of a completion is its reward minus the group's mean, divided by the group's sample
+standard deviation (`normalize_by_std`; a group whose completions all score the same teaches
+nothing). `loss_type` picks the per-token loss: "grpo_clip" (the clipped importance-ratio objective
+of PPO, the default), "reinforce_with_baseline" (-advantage * log p) or "no_baseline" (-reward *
+log p); see `scratchlm.posttrain.functional`. `length_normalization` "sequence" averages each
+completion over its own tokens and then over completions (the GRPO definition); "token" takes one
+mean over all completion tokens of the batch (long completions weigh more). An optional KL penalty
+to the reference model uses the non-negative estimator exp(r) - r - 1, r = logp_ref - logp.
 """
 
 from dataclasses import asdict, dataclass, field
@@ -16,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from scratchlm.config import to_dict
-from scratchlm.data.sft import collate
+from scratchlm.data.sft import collate, shift_labels
 from scratchlm.eval.tasks import EVAL_SEED, Task, get_task, greedy_answers
 from scratchlm.model.generate import SamplingConfig, generate
 from scratchlm.model.transformer import TransformerLM
@@ -27,64 +30,41 @@ from scratchlm.posttrain.common import (
     load_reference,
     start_policy,
 )
-from scratchlm.posttrain.logprobs import masked_logprobs
+from scratchlm.posttrain.functional import (
+    LOSS_TYPES,
+    LengthNormalization,
+    LossType,
+    compute_group_normalized_rewards,
+    compute_policy_gradient_loss,
+    get_response_log_probs,
+    masked_mean,
+    response_mean,
+)
 from scratchlm.runtime import DistInfo, init_distributed, teardown_distributed
 from scratchlm.tokenizer.chat import chat_tokens, render_prompt
 from scratchlm.tokenizer.tokenizer import Tokenizer
 from scratchlm.train.config import OptimizerConfig, ScheduleConfig, TrainingConfig
 from scratchlm.train.loop import LoopResult, Stage, train_loop
 
-
-def group_advantages(rewards: Tensor, scale: bool = True, eps: float = 1e-6) -> Tensor:
-    """Rewards (G, K) for G prompts with K completions each -> advantages (G, K), zero mean per row.
-
-    `scale` divides by the row's standard deviation (plus eps); without it only the mean is removed.
-    """
-    centred = rewards - rewards.mean(dim=1, keepdim=True)
-    if not scale:
-        return centred
-    return centred / (rewards.std(dim=1, keepdim=True, unbiased=False) + eps)
+ADVANTAGE_EPS = 1e-6
 
 
-def grpo_loss(
-    logp: Tensor,
-    logp_old: Tensor,
-    advantages: Tensor,
-    mask: Tensor,
-    clip_eps: float,
-    logp_ref: Tensor | None = None,
-    kl_coef: float = 0.0,
-) -> tuple[Tensor, dict[str, Tensor]]:
-    """Clipped policy-gradient loss with token-level normalisation.
-
-    logp, logp_old, logp_ref, mask: (N, T) per completion token (logp_old and logp_ref carry no
-    gradient); advantages: (N,). Returns the scalar loss and stats (clip fraction, KL).
-    """
-    mask = mask.to(logp.dtype)
-    n_tokens = mask.sum().clamp(min=1.0)
-    ratio = torch.exp(logp - logp_old)
-    adv = advantages.unsqueeze(1)
-    unclipped = ratio * adv
-    clipped = ratio.clamp(1.0 - clip_eps, 1.0 + clip_eps) * adv
-    per_token = -torch.minimum(unclipped, clipped)
-    outside = ((ratio - 1.0).abs() > clip_eps).to(mask.dtype) * mask
-    stats = {"clip_frac": (outside.sum() / n_tokens).detach()}
-    if logp_ref is not None and kl_coef > 0.0:
-        log_r = logp_ref - logp
-        kl = torch.exp(log_r) - log_r - 1.0
-        per_token = per_token + kl_coef * kl
-        stats["kl"] = ((kl * mask).sum() / n_tokens).detach()
-    return (per_token * mask).sum() / n_tokens, stats
+def kl_penalty(policy_log_probs: Tensor, ref_log_probs: Tensor) -> Tensor:
+    """Per-token KL estimate exp(r) - r - 1 >= 0, r = ref - policy. Inputs, output: (B, T)."""
+    log_r = ref_log_probs - policy_log_probs
+    return torch.exp(log_r) - log_r - 1.0
 
 
 @dataclass(frozen=True)
 class GRPOConfig:
     """policy: the checkpoint to improve; task: a name in `scratchlm.eval.tasks.TASKS`.
 
-    Each micro-step samples `training.batch_size` prompts (per rank) x `group_size` completions;
-    a rollout is used for `reuse` consecutive updates (the importance ratio is clipped from the
-    second on). kl_coef > 0 keeps a frozen copy of the starting policy (or of `reference`) to
+    Each micro-step samples `training.batch_size` prompts (per rank) x `group_size` completions; a
+    rollout is used for `reuse` consecutive updates (with "grpo_clip" the importance ratio is
+    clipped from the second on; the other loss types ignore that the samples came from an older
+    policy). kl_coef > 0 keeps a frozen copy of the starting policy (or of `reference`) to
     penalise drifting from it.
+    loss_type, normalize_by_std and length_normalization: see the module docstring.
     """
 
     policy: str = ""
@@ -98,7 +78,9 @@ class GRPOConfig:
     clip_eps: float = 0.2
     kl_coef: float = 0.0
     reuse: int = 2
-    scale_advantages: bool = True
+    loss_type: LossType = "grpo_clip"
+    normalize_by_std: bool = True
+    length_normalization: LengthNormalization = "sequence"
     eval_prompts: int = 32
     optimizer: OptimizerConfig = field(default_factory=default_optimizer(5e-5))
     schedule: ScheduleConfig = field(
@@ -115,19 +97,34 @@ class GRPOConfig:
             raise ValueError("group_size must be >= 2: advantages compare completions of a prompt")
         if self.clip_eps <= 0 or self.kl_coef < 0:
             raise ValueError("clip_eps must be > 0 and kl_coef >= 0")
+        if self.loss_type not in LOSS_TYPES:
+            raise ValueError(
+                f"loss_type must be one of {', '.join(LOSS_TYPES)}, got {self.loss_type!r}"
+            )
+        if self.length_normalization not in ("sequence", "token"):
+            raise ValueError(
+                "length_normalization must be 'sequence' or 'token', "
+                f"got {self.length_normalization!r}"
+            )
 
 
 @dataclass
 class Rollout:
-    """Sampled completions of one step. ids, mask: (N, T), mask 1 on completion tokens."""
+    """Sampled completions of one step, N = prompts x group_size rows.
 
-    ids: Tensor
-    mask: Tensor
-    rewards: Tensor  # (G, K)
-    advantages: Tensor  # (N,)
+    input_ids, labels, response_mask: (N, T), the mask True on completion tokens; rewards,
+    advantages: (N, 1); old_log_probs, ref_log_probs: (N, T) once computed.
+    """
+
+    input_ids: Tensor
+    labels: Tensor
+    response_mask: Tensor
+    rewards: Tensor
+    advantages: Tensor
+    group_size: int
     lengths: list[int]
-    logp_old: Tensor | None = None
-    logp_ref: Tensor | None = None
+    old_log_probs: Tensor | None = None
+    ref_log_probs: Tensor | None = None
 
 
 @torch.no_grad()
@@ -153,22 +150,25 @@ def sample_rollout(
     model.eval()
     completions = generate(model, repeated, sampling, generator)
     model.train(was_training)
-    rewards = [
-        task.reward(prompts[row // cfg.group_size], tokenizer.decode([i for i in c if i != end]))
-        for row, c in enumerate(completions)
-    ]
-    rewards_t = torch.tensor(rewards, dtype=torch.float32).view(len(prompts), cfg.group_size)
-    advantages = group_advantages(rewards_t, cfg.scale_advantages).flatten()
+    texts = [tokenizer.decode([i for i in c if i != end]) for c in completions]
+    advantages, rewards, _ = compute_group_normalized_rewards(
+        lambda response, prompt: task.reward(prompt, response),
+        texts, [p for p in prompts for _ in range(cfg.group_size)], cfg.group_size,
+        ADVANTAGE_EPS, cfg.normalize_by_std,
+    )  # fmt: skip
     examples = [
         (p + c, [0] * len(p) + [1] * len(c)) for p, c in zip(repeated, completions, strict=True)
     ]
-    ids, mask = collate(examples, pad_id=end)
-    return Rollout(ids, mask, rewards_t, advantages, [len(c) for c in completions])
+    input_ids, labels, response_mask = shift_labels(*collate(examples, pad_id=end))
+    return Rollout(
+        input_ids, labels, response_mask, rewards.unsqueeze(1), advantages.unsqueeze(1),
+        cfg.group_size, [len(c) for c in completions],
+    )  # fmt: skip
 
 
 def rollout_stats(rollout: Rollout) -> dict[str, float]:
     """Mean reward, pass@k (a group with at least one full-reward completion), mean length."""
-    rewards = rollout.rewards
+    rewards = rollout.rewards.view(-1, rollout.group_size)
     return {
         "reward": rewards.mean().item(),
         "pass_at_k": (rewards >= 1.0).any(dim=1).float().mean().item(),
@@ -211,11 +211,13 @@ class RolloutSource:
             generator = torch.Generator(device=device).manual_seed(key * 64 + info.rank)
             rollout = sample_rollout(self.model, self.tokenizer, mine, self.task, self.cfg,
                                      generator)  # fmt: skip
-            rollout.ids, rollout.mask = rollout.ids.to(device), rollout.mask.to(device)
-            rollout.advantages = rollout.advantages.to(device)
+            for name in ("input_ids", "labels", "response_mask", "rewards", "advantages"):
+                setattr(rollout, name, getattr(rollout, name).to(device))
             if self.reference is not None:
                 with torch.no_grad():
-                    rollout.logp_ref = masked_logprobs(self.reference, rollout.ids, rollout.mask)
+                    rollout.ref_log_probs = get_response_log_probs(
+                        self.reference, rollout.input_ids, rollout.labels
+                    )["log_probs"]
             self.cache[micro] = rollout
         return self.cache[micro]
 
@@ -253,14 +255,25 @@ def _run_grpo(cfg: GRPOConfig, resume: str | None, task: Task, info: DistInfo) -
     eval_prompts = task.prompts(cfg.eval_prompts, EVAL_SEED)
 
     def loss_fn(module: nn.Module, rollout: Rollout) -> tuple[Tensor, dict]:
-        logp = masked_logprobs(module, rollout.ids, rollout.mask)
-        if rollout.logp_old is None:  # first update on this rollout: the sampling policy is this
-            rollout.logp_old = logp.detach()
-        loss, stats = grpo_loss(
-            logp, rollout.logp_old, rollout.advantages, rollout.mask[:, 1:],
-            cfg.clip_eps, rollout.logp_ref, cfg.kl_coef,
+        mask = rollout.response_mask
+        scored = get_response_log_probs(module, rollout.input_ids, rollout.labels, True)
+        log_probs = scored["log_probs"]
+        if rollout.old_log_probs is None:  # first update on this rollout: sampled by this policy
+            rollout.old_log_probs = log_probs.detach()
+        per_token, metadata = compute_policy_gradient_loss(
+            log_probs, cfg.loss_type, rollout.rewards, rollout.advantages,
+            rollout.old_log_probs, cfg.clip_eps,
         )  # fmt: skip
-        return loss, {"tokens": rollout.ids.numel(), **rollout_stats(rollout), **stats}
+        stats = {"entropy": masked_mean(scored["token_entropy"], mask)}
+        if "clipped" in metadata:
+            stats["clip_frac"] = masked_mean(metadata["clipped"].float(), mask)
+        if rollout.ref_log_probs is not None and cfg.kl_coef > 0:
+            kl = kl_penalty(log_probs, rollout.ref_log_probs)
+            per_token = per_token + cfg.kl_coef * kl
+            stats["kl"] = masked_mean(kl.detach(), mask)
+        loss = response_mean(per_token, mask, cfg.length_normalization)
+        numbers = {"tokens": rollout.input_ids.numel(), **rollout_stats(rollout), **stats}
+        return loss, numbers
 
     def eval_fn() -> dict[str, float]:
         answers = greedy_answers(model, tokenizer, eval_prompts, cfg.max_new_tokens)

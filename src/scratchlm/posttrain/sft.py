@@ -22,6 +22,7 @@ from scratchlm.data.sft import (
     ShuffledBatches,
     collate,
     load_sft_examples,
+    shift_labels,
     split_held_out,
 )
 from scratchlm.posttrain.common import (
@@ -31,7 +32,7 @@ from scratchlm.posttrain.common import (
     default_training,
     start_policy,
 )
-from scratchlm.posttrain.logprobs import masked_logprobs, token_logprobs
+from scratchlm.posttrain.functional import get_response_log_probs, masked_normalize
 from scratchlm.runtime import DistInfo, init_distributed, teardown_distributed
 from scratchlm.tokenizer.chat import chat_tokens
 from scratchlm.train.config import OptimizerConfig, ScheduleConfig, TrainingConfig
@@ -59,35 +60,26 @@ class SFTConfig:
             raise ValueError(f"held_out must be in (0, 1), got {self.held_out}")
 
 
-def masked_cross_entropy(logits: Tensor, targets: Tensor, mask: Tensor) -> Tensor:
-    """Mean of -log p(target) over positions where mask is 1.
+def batch_loss(model: nn.Module, ids: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Summed negative log-likelihood of the masked tokens of a `collate` batch, and their count.
 
-    logits: (B, T, V); targets, mask: (B, T). Returns a scalar (0 when the mask is empty).
+    ids, mask: (B, T + 1). Returns two 0-dim tensors.
     """
-    mask = mask.to(torch.float32)
-    return -(token_logprobs(logits, targets) * mask).sum() / mask.sum().clamp(min=1.0)
-
-
-def sft_loss(model: nn.Module, ids: Tensor, mask: Tensor, normalizer: float) -> Tensor:
-    """-sum of log p(token) over the masked positions / normalizer. ids, mask: (B, T).
-
-    With normalizer = the number of masked positions this is `masked_cross_entropy`.
-    """
-    logits = model(ids[:, :-1])
-    return -(token_logprobs(logits, ids[:, 1:]) * mask[:, 1:]).sum() / max(normalizer, 1.0)
+    input_ids, labels, response_mask = shift_labels(ids, mask)
+    log_probs = get_response_log_probs(model, input_ids, labels)["log_probs"]
+    return -masked_normalize(log_probs, response_mask), response_mask.sum()
 
 
 def held_out_loss(
     model: nn.Module, examples: list[Example], batch_size: int, pad_id: int, device: torch.device
 ) -> float:
     """Token-weighted mean masked loss over every held-out example."""
-    total, count = 0.0, 0.0
+    total, count = 0.0, 0
     for start in range(0, len(examples), batch_size):
         ids, mask = collate(examples[start : start + batch_size], pad_id)
-        ids, mask = ids.to(device), mask.to(device)
-        total -= masked_logprobs(model, ids, mask).sum().item()
-        count += mask[:, 1:].sum().item()
-    return total / max(count, 1.0)
+        nll, tokens = batch_loss(model, ids.to(device), mask.to(device))
+        total, count = total + nll.item(), count + tokens.item()
+    return total / max(count, 1)
 
 
 def run_sft(cfg: SFTConfig, resume: str | None = None) -> LoopResult:
@@ -115,10 +107,10 @@ def _run_sft(cfg: SFTConfig, resume: str | None, info: DistInfo) -> LoopResult:
     def loss_fn(module: nn.Module, batch: tuple[list[Example], list[Example]]) -> tuple:
         mine, everyone = batch
         ids, mask = (x.to(device) for x in collate(mine, pad_id))
-        # Normalised by the response tokens of the whole global batch (DDP averages over ranks).
+        nll, response_tokens = batch_loss(module, ids, mask)
+        # Per response token of the whole global batch (DDP then averages over the ranks).
         total = sum(sum(m[1:]) for _, m in everyone) / info.world_size
-        loss = sft_loss(module, ids, mask, total)
-        return loss, {"tokens": ids.numel(), "response_tokens": float(mask[:, 1:].sum())}
+        return nll / max(total, 1.0), {"tokens": ids.numel(), "response_tokens": response_tokens}
 
     def eval_fn() -> dict[str, float]:
         return {"val_loss": held_out_loss(model, held, t.batch_size, pad_id, device)}
