@@ -54,7 +54,7 @@ def default_schedule(min_lr: float, warmup_steps: int = 10) -> Callable[[], Sche
 
 def check_training(training: TrainingConfig, opt: OptimizerConfig, sched: ScheduleConfig) -> None:
     """Refuse settings post-training cannot run: a bad schedule, or FSDP."""
-    check_schedule(opt, sched, training.steps)
+    check_schedule(opt, sched, training.steps, training.time_budget is not None)
     if training.parallel != "ddp":
         raise ValueError("post-training runs with training.parallel=ddp only")
 

@@ -12,6 +12,7 @@ import torch
 
 from scratchlm.optimizers import SGD, AdamW, Muon, muon_param_groups, param_groups
 from scratchlm.schedulers import learning_rate_constant, learning_rate_cosine, learning_rate_wsd
+from scratchlm.train.budget import parse_duration
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,9 @@ class TrainingConfig:
 
     One step consumes batch_size sequences (per rank and micro-step) x grad_accum micro-steps x
     the number of ranks. stop_after ends the run early, with a checkpoint, at that step (e.g. to fit
-    a job's time slot); the schedule still follows `steps`.
+    a job's time slot); the schedule still follows `steps`. time_budget (`90s`, `10m`, `1h`, or
+    seconds) replaces `steps`: the run measures its first updates and sizes itself to the budget
+    (`scratchlm.train.budget`).
     """
 
     steps: int = 1000
@@ -73,6 +76,7 @@ class TrainingConfig:
     eval_interval: int = 200
     sample_interval: int = 500
     log_interval: int = 10
+    time_budget: str | None = None
 
     def __post_init__(self) -> None:
         names = ("steps", "batch_size", "grad_accum", "checkpoint_interval", "keep_last",
@@ -85,15 +89,22 @@ class TrainingConfig:
                 f"training.stop_after must be between 0 and training.steps ({self.steps}), "
                 f"got {self.stop_after}"
             )
+        if self.time_budget is not None:
+            parse_duration(self.time_budget)
 
 
-def check_schedule(opt: OptimizerConfig, sched: ScheduleConfig, steps: int) -> None:
-    """Refuse a schedule that cannot run over `steps` updates at `opt.lr`."""
+def check_schedule(
+    opt: OptimizerConfig, sched: ScheduleConfig, steps: int, sized_by_time: bool = False
+) -> None:
+    """Refuse a schedule that cannot run over `steps` updates at `opt.lr`.
+
+    A run sized by its time budget checks its warmup once it knows its step count.
+    """
     if not 0 <= sched.min_lr <= opt.lr:
         raise ValueError(
             f"schedule.min_lr ({sched.min_lr}) must be between 0 and optimizer.lr ({opt.lr})"
         )
-    if sched.name == "cosine" and sched.warmup_steps >= steps:
+    if sched.name == "cosine" and sched.warmup_steps >= steps and not sized_by_time:
         raise ValueError(
             f"schedule.warmup_steps ({sched.warmup_steps}) must be < training.steps ({steps})"
         )

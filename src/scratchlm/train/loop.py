@@ -21,15 +21,16 @@ A checkpoint at step s holds the state after s updates; resuming from it continu
 s + 1 and draws exactly the batches an uninterrupted run would have drawn.
 """
 
+import itertools
 import json
 import logging
 import math
 import signal
-import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from time import perf_counter
 from typing import Any, Protocol
 
 import torch
@@ -42,6 +43,13 @@ from scratchlm.runtime import DistInfo, autocast, autocast_dtype, make_run_dir
 from scratchlm.schedulers import set_learning_rate
 from scratchlm.tokenizer import Tokenizer
 from scratchlm.train import checkpoint as ckpt
+from scratchlm.train.budget import (
+    OVERRUN,
+    PROBE_STEPS,
+    PROBE_TOTAL,
+    parse_duration,
+    steps_in_budget,
+)
 from scratchlm.train.config import OptimizerConfig, ScheduleConfig, TrainingConfig, learning_rate
 from scratchlm.train.distributed import (
     all_reduce,
@@ -103,6 +111,8 @@ class Progress:
     """What the loop has done so far; saved in each checkpoint's state.json."""
 
     step: int = 0
+    total_steps: int | None = None  # None until a time-budgeted run has sized itself
+    budget_spent_s: float = 0.0  # of training.time_budget, by earlier runs of this training
     tokens_seen: int = 0
     best_val_loss: float | None = None
     best_step: int | None = None
@@ -191,26 +201,47 @@ def train_loop(
         metrics_log = start_run_record(stage, t, amp_dtype, info.world_size)
     peak = peak_flops(device)
     start = progress.step
+    budget = parse_duration(t.time_budget) if t.time_budget is not None else None
+    if budget is None:
+        progress.total_steps = t.steps
+    elif progress.total_steps is None:
+        log.info("time budget %.0f s: measuring %d updates to size the run", budget, PROBE_STEPS)
+    total = progress.total_steps
+    spent_before = progress.budget_spent_s
     last_ckpt: Path | None = None
     sums: dict[str, Tensor] = {}
     grad_norm = torch.zeros((), device=device)
-    interval_start, interval_steps, run_start = time.perf_counter(), 0, time.perf_counter()
-    bar = tqdm(total=t.steps, initial=start, desc=stage.name, unit="step",
+    interval_start, interval_steps, run_start = perf_counter(), 0, perf_counter()
+    probe = Probe()
+    bar = tqdm(total=total, initial=start, desc=stage.name, unit="step",
                disable=None if info.is_main else True)  # fmt: skip
 
     with catch_stop_signals() as stop, logging_redirect_tqdm(), bar:
-        for step in range(start, t.steps + 1):
+        for step in itertools.count(start):
             progress.step = step
-            pause_start = time.perf_counter()  # evaluation and saving are left out of tok/s
+            pause_start = perf_counter()  # evaluation and saving are left out of tok/s
+            spent = spent_before + pause_start - run_start
+            if (
+                budget is not None
+                and total is not None
+                and step < total
+                and spent > budget * OVERRUN
+            ):
+                log.warning("time budget overrun at step %d of %d: ending here", step, total)
+                total = progress.total_steps = step
             stopping = agree_to_stop(stop.requested, device) or step == t.stop_after
-            last = step == t.steps or stopping
+            last = step == total or stopping
             new_step = step > start or resume_path is None  # a resumed step was already evaluated
 
             if stage.eval_fn is not None and new_step and (last or step % t.eval_interval == 0):
+                eval_start = perf_counter()
                 progress.last_val = evaluate(stage, amp)
+                probe.eval_s = perf_counter() - eval_start
                 if info.is_main:
                     metrics_log.write({"step": step, **progress.last_val})
-                    log.info("step %d/%d | %s", step, t.steps, format_numbers(progress.last_val))
+                    log.info(
+                        "step %d/%s | %s", step, total or "?", format_numbers(progress.last_val)
+                    )
 
             if (
                 stage.sample_fn is not None
@@ -221,15 +252,17 @@ def train_loop(
                 log.info("sample: %r", stage.sample_fn())
 
             if step > start and (last or step % t.checkpoint_interval == 0):
+                progress.budget_spent_s = spent if budget is not None else 0.0
                 saved = save(root, stage, progress, t, optimizer_cfg, schedule, tok_hash,
                              tokenizer_dir, info)  # fmt: skip
                 last_ckpt = saved or last_ckpt
 
             if last:
                 break
-            interval_start += time.perf_counter() - pause_start
+            probe.paused_s += perf_counter() - pause_start
+            interval_start += perf_counter() - pause_start
 
-            lr = learning_rate(step, t.steps, optimizer_cfg, schedule)
+            lr = learning_rate(step, total or PROBE_TOTAL, optimizer_cfg, schedule)
             set_learning_rate(stage.optimizer, lr)
             grad_norm = train_step(stage, wrapped, t.grad_accum, optimizer_cfg.grad_clip, amp,
                                    t.parallel, info.world_size, sums)  # fmt: skip
@@ -237,11 +270,21 @@ def train_loop(
             bar.update(1)
 
             done = step + 1
-            if done % t.log_interval == 0 or done == t.steps:
+            if total is None and done in (start + 1, start + PROBE_STEPS):
+                probe.mark(done - start, device)
+                if done == start + PROBE_STEPS:
+                    elapsed = spent_before + perf_counter() - run_start
+                    total = progress.total_steps = probe.size(budget, elapsed, done, t, schedule)
+                    bar.total = total
+                    bar.refresh()
+            if budget is not None and info.is_main:
+                left = budget - spent_before - (perf_counter() - run_start)
+                bar.set_postfix_str(f"{max(0.0, left):.0f}s left", refresh=False)
+            if done % t.log_interval == 0 or done == total:
                 numbers = reduce_interval(sums, interval_steps, grad_norm)
                 tokens = int(numbers.pop("tokens", 0))
                 progress.tokens_seen += tokens
-                seconds = time.perf_counter() - interval_start
+                seconds = perf_counter() - interval_start
                 numbers = {"loss": numbers.pop("loss"), "lr": lr, **numbers}
                 numbers["tok_per_s"] = tokens / seconds
                 if peak is not None and stage.flops_per_token:
@@ -256,14 +299,14 @@ def train_loop(
                     )
                 progress.last_train = numbers
                 if info.is_main:
-                    elapsed = time.perf_counter() - run_start
+                    elapsed = perf_counter() - run_start
                     metrics_log.write({"step": done, "tokens": progress.tokens_seen, **numbers,
                                        "elapsed_s": elapsed})  # fmt: skip
-                    log.info(status_line(done, t.steps, numbers))
+                    log.info(status_line(done, total, numbers))
                     bar.set_postfix(loss=f"{numbers['loss']:.3f}", lr=f"{lr:.1e}",
                                     tok_s=f"{numbers['tok_per_s']:.0f}")  # fmt: skip
                 sums.clear()
-                interval_start, interval_steps = time.perf_counter(), 0
+                interval_start, interval_steps = perf_counter(), 0
 
     if info.is_main:
         metrics_log.close()
@@ -273,12 +316,52 @@ def train_loop(
     return LoopResult(
         stage=stage.name,
         step=progress.step,
-        steps=t.steps,
+        steps=total if total is not None else progress.step + 1,
         tokens_seen=progress.tokens_seen,
         metrics={**progress.last_train, **progress.last_val},
         run_dir=run_dir,
         checkpoint=last_ckpt,
     )
+
+
+@dataclass
+class Probe:
+    """Timings of a time-budgeted run's first updates, for `scratchlm.train.budget`."""
+
+    marks: dict[int, float] = field(default_factory=dict)  # updates done -> clock
+    paused_s: float = 0.0  # evaluation, samples and saving since the first mark
+    eval_s: float = 0.0  # the latest evaluation
+
+    def mark(self, updates: int, device: torch.device) -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)  # queued kernels are part of the updates' time
+        if not self.marks:
+            self.paused_s = 0.0
+        self.marks[updates] = perf_counter()
+
+    def size(
+        self,
+        budget: float,
+        elapsed: float,
+        done: int,
+        training: TrainingConfig,
+        schedule: ScheduleConfig,
+    ) -> int:
+        """The run's total updates; refuses a budget too short for the schedule's warmup."""
+        (first, t0), (last, t1) = sorted(self.marks.items())
+        step_s = (t1 - t0 - self.paused_s) / (last - first)
+        total = steps_in_budget(budget, elapsed, done, step_s, self.eval_s, training.eval_interval)
+        if schedule.name == "cosine" and schedule.warmup_steps >= total:
+            raise ValueError(
+                f"training.time_budget={training.time_budget} fits {total} updates, not more than "
+                f"schedule.warmup_steps ({schedule.warmup_steps}): raise the budget or lower the "
+                "warmup"
+            )
+        log.info(
+            "time budget %.0f s: %.3f s per update, %.2f s per evaluation: %d updates",
+            budget, step_s, self.eval_s, total,
+        )  # fmt: skip
+        return total
 
 
 def train_step(
@@ -360,10 +443,10 @@ def format_numbers(values: dict[str, float]) -> str:
     return " | ".join(f"{k} {v:.4g}" for k, v in values.items())
 
 
-def status_line(step: int, total: int, metrics: dict[str, float]) -> str:
+def status_line(step: int, total: int | None, metrics: dict[str, float]) -> str:
     """`step 120/5000 | loss 3.412 | lr 6.0e-04 | 41.2k tok/s | mfu 38.1%`, then stage numbers."""
     line = (
-        f"step {step}/{total} | loss {metrics['loss']:.4f} | lr {metrics['lr']:.1e} | "
+        f"step {step}/{total or '?'} | loss {metrics['loss']:.4f} | lr {metrics['lr']:.1e} | "
         f"{metrics['tok_per_s'] / 1e3:.1f}k tok/s"
     )
     if "mfu" in metrics:
@@ -412,6 +495,8 @@ def restore(
     metrics = s.get("metrics", {})
     return Progress(
         step=s["step"],
+        total_steps=s["schedule"]["total_steps"],
+        budget_spent_s=s.get("budget_spent_s", 0.0),
         tokens_seen=s["tokens_seen"],
         best_val_loss=s.get("best_val_loss"),
         best_step=s.get("best_step"),
@@ -444,7 +529,7 @@ def save(
     rng_ranks = gather_objects(ckpt.rng_state())
     if not info.is_main:
         return None
-    t = training
+    total = progress.total_steps or PROBE_TOTAL
     state = {
         "stage": stage.name,
         "step": progress.step,
@@ -453,11 +538,12 @@ def save(
         "best_step": progress.best_step,
         "schedule": {
             "name": schedule.name,
-            "total_steps": t.steps,
-            "next_lr": learning_rate(min(progress.step, t.steps), t.steps, optimizer_cfg, schedule),
+            "total_steps": progress.total_steps,
+            "next_lr": learning_rate(progress.step, total, optimizer_cfg, schedule),
         },
+        "budget_spent_s": progress.budget_spent_s,
         "world_size": info.world_size,
-        "parallel": t.parallel,
+        "parallel": training.parallel,
         "tokenizer_hash": tok_hash,
         "metrics": {**progress.last_train, **progress.last_val},
     }
@@ -466,6 +552,6 @@ def save(
     path = ckpt.save_checkpoint(root, progress.step, model_state, optim_state, state,
                                 rng, stage.config, tokenizer_dir)  # fmt: skip
     best = ckpt.checkpoint_dir(root, progress.best_step) if progress.best_step is not None else None
-    ckpt.prune_checkpoints(root, t.keep_last, best)
+    ckpt.prune_checkpoints(root, training.keep_last, best)
     log.info("saved %s", path)
     return path

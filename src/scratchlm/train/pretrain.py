@@ -102,7 +102,12 @@ class PretrainConfig:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     def __post_init__(self) -> None:
-        check_schedule(self.optimizer, self.schedule, self.training.steps)
+        check_schedule(
+            self.optimizer,
+            self.schedule,
+            self.training.steps,
+            self.training.time_budget is not None,
+        )
         if self.optimizer.name != "adamw" and self.training.parallel == "fsdp":
             raise ValueError(
                 "training.parallel=fsdp works with optimizer.name=adamw only (Muon needs whole "

@@ -1,0 +1,54 @@
+"""Wall-clock budgets: `training.time_budget=10m` sizes a run to the time it may take.
+
+The loop runs `PROBE_STEPS` updates on a provisional schedule, measures the time of an update
+(without the first, which pays for warm-up) and of an evaluation, and fixes the number of updates
+that fit in what is left of the budget with their share of the periodic evaluations. From then on
+the run is an ordinary run of that many steps: the learning-rate schedule (warmup, decay to min_lr)
+spans them, the count is saved in every checkpoint, and `--resume` continues the same schedule.
+
+What the budget counts: everything from the start of the loop to the last update (updates,
+periodic evaluations, samples and checkpoints). The final evaluation, checkpoint and report come
+after it. During the probe the schedule runs as if the run were very long, so the probe's steps
+follow the warmup (their learning rate does not depend on the total while they are in it).
+"""
+
+import re
+
+PROBE_STEPS = 8
+# A schedule total for the probe's updates: long enough that cosine and WSD stay in warmup/plateau.
+PROBE_TOTAL = 10**9
+# A sized run that is still training after this share of the budget stops at the next step.
+OVERRUN = 1.05
+
+_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in `text`: a number of seconds (`600`, `90.5`) or one with a unit (`90s`, `10m`)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([smh]?)\s*", text.lower())
+    if match is None or float(match.group(1)) <= 0:
+        raise ValueError(
+            f"training.time_budget must be a positive duration like 90s, 10m, 1h or 600 "
+            f"(seconds), got {text!r}"
+        )
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def steps_in_budget(
+    budget_s: float,
+    elapsed_s: float,
+    done: int,
+    step_s: float,
+    eval_s: float,
+    eval_interval: int,
+) -> int:
+    """The total number of updates when `done` have taken `elapsed_s` of `budget_s` seconds.
+
+    Each further update costs `step_s`, plus `eval_s` once every `eval_interval` updates. The
+    result is at least `done` (a budget already spent ends the run now).
+    """
+    per_update = step_s + eval_s / eval_interval
+    left = budget_s - elapsed_s
+    if per_update <= 0:
+        raise ValueError("cannot size a run by time: an update took no measurable time")
+    return done + max(0, int(left // per_update))

@@ -1,0 +1,106 @@
+"""Time budgets: duration parsing, the sizing formula, and a budgeted run on a fake clock.
+
+No test here reads the real clock: the loop's clock is replaced by one that advances only when an
+update (0.5 s) or an evaluation (2 s) runs, so the step count a budget buys is known exactly.
+"""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from scratchlm.config import load_config
+from scratchlm.train import loop
+from scratchlm.train.budget import PROBE_STEPS, parse_duration, steps_in_budget
+from scratchlm.train.pretrain import PretrainConfig, pretrain
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90s", 90.0), ("10m", 600.0), ("1h", 3600.0), ("600", 600.0), ("1.5m", 90.0), (" 2M ", 120)],
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "0", "-5s", "10 minutes", "1d", "m", "1e3"])
+def test_bad_durations_name_the_setting(text: str) -> None:
+    with pytest.raises(ValueError, match="training.time_budget must be a positive duration"):
+        parse_duration(text)
+
+
+def test_steps_in_budget_by_hand() -> None:
+    # 8 updates done in 6 s of 30; each more costs 0.5 s + 2 s / 10 of evaluation = 0.7 s:
+    # floor(24 / 0.7) = 34 more.
+    assert steps_in_budget(30.0, 6.0, 8, 0.5, 2.0, 10) == 42
+    assert steps_in_budget(30.0, 6.0, 8, 0.5, 0.0, 10) == 8 + 48
+    assert steps_in_budget(30.0, 31.0, 8, 0.5, 2.0, 10) == 8  # spent: end now
+
+
+class FakeClock:
+    """perf_counter for the loop: time passes only inside updates and evaluations."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.now = 0.0
+        real_step, real_eval = loop.train_step, loop.evaluate
+
+        def train_step(*args, **kwargs):
+            self.now += 0.5
+            return real_step(*args, **kwargs)
+
+        def evaluate(*args, **kwargs):
+            self.now += 2.0
+            return real_eval(*args, **kwargs)
+
+        monkeypatch.setattr(loop, "perf_counter", lambda: self.now)
+        monkeypatch.setattr(loop, "train_step", train_step)
+        monkeypatch.setattr(loop, "evaluate", evaluate)
+
+
+def budget_config(token_data: dict, out_dir, *overrides: str) -> PretrainConfig:
+    base = [
+        f"model.vocab_size={token_data['vocab_size']}", "model.context_length=16",
+        "model.num_layers=1", "model.d_model=16", "model.num_heads=2",
+        f"data.train_path={token_data['train']}", f"data.val_path={token_data['valid']}",
+        "schedule.warmup_steps=4", "schedule.min_lr=1e-4", "training.batch_size=2",
+        "training.device=cpu", "training.time_budget=30s", "training.eval_interval=10",
+        "training.checkpoint_interval=1000", "eval.max_tokens=64", f"logging.out_dir={out_dir}",
+    ]  # fmt: skip
+    return load_config(PretrainConfig, None, base + list(overrides))
+
+
+def test_a_budgeted_run_sizes_itself_and_resumes_on_the_same_schedule(
+    token_data, tmp_path, monkeypatch
+) -> None:
+    clock = FakeClock(monkeypatch)
+    # Step 0 evaluates (2 s); updates 1..8 (the probe) take 0.5 s each: 6 s spent at step 8,
+    # 0.5 s per update measured, 2 s per evaluation every 10 updates: 42 updates in all.
+    result = pretrain(budget_config(token_data, tmp_path / "one"))
+    assert PROBE_STEPS == 8 and result.step == result.steps == 42 and not result.stopped
+    # Training ended at 6 + 34 x 0.5 + 4 evaluations x 2 = 31 s: within 5% of the budget.
+    assert clock.now == pytest.approx(31.0 + 2.0)  # plus the final evaluation, outside it
+    state = json.loads((tmp_path / "one/checkpoints/step_00000042/state.json").read_text())
+    assert state["schedule"]["total_steps"] == 42
+    rows = [json.loads(x) for x in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
+    lrs = [r["lr"] for r in rows if "lr" in r]
+    assert lrs[-1] == pytest.approx(1e-4, rel=0.05)  # the cosine decayed over the 42 updates
+
+    # Stopped at 20 and resumed, the run keeps the 42 steps its checkpoint recorded (the clock of
+    # the second part would buy another count) and ends where the uninterrupted run ended.
+    FakeClock(monkeypatch)
+    pretrain(budget_config(token_data, tmp_path / "two", "training.stop_after=20"))
+    FakeClock(monkeypatch).now = 500.0
+    resumed = pretrain(budget_config(token_data, tmp_path / "two"), resume="latest")
+    assert resumed.step == resumed.steps == 42
+    a = load_file(str(tmp_path / "one/checkpoints/step_00000042/model.safetensors"))
+    b = load_file(str(tmp_path / "two/checkpoints/step_00000042/model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_budget_too_short_for_the_warmup_is_refused(token_data, tmp_path, monkeypatch) -> None:
+    FakeClock(monkeypatch)
+    cfg = budget_config(token_data, tmp_path / "run", "training.time_budget=8s",
+                        "schedule.warmup_steps=20")  # fmt: skip
+    with pytest.raises(ValueError, match="fits 10 updates, not more than schedule.warmup_steps"):
+        pretrain(cfg)
