@@ -258,10 +258,33 @@ def _stage_config(cls: type, args: argparse.Namespace, **flags: object) -> objec
     return replace(cfg, **{key: value for key, value in flags.items() if value is not None})
 
 
-def _print_summary(summary: dict) -> None:
-    numbers = ", ".join(f"{k} {v:.4g}" for k, v in summary.items() if isinstance(v, float))
-    print(f"{summary['stage']} finished at step {summary['step']}: {numbers}")
+def _exit_status(summary: dict) -> int:
+    """0, or 128 + the signal that stopped a training command early.
+
+    A stop by SIGINT/SIGTERM is not a finished run: 130 and 143, as a shell reports a process
+    ended by that signal, keep `scratchlm train ... && next-step` from going on. A stop at
+    training.stop_after was asked for: 0.
+    """
+    return 128 + summary["stop_signal"] if summary["stop_signal"] else 0
+
+
+def _report_end(command: str, summary: dict) -> int:
+    """Say how a training command ended (finished, or stopped and how to go on); its status."""
+    step = summary["step"]
+    if summary["finished"]:
+        numbers = ", ".join(f"{k} {v:.4g}" for k, v in summary.items() if isinstance(v, float))
+        print(f"{command} finished at step {step}: {numbers}")
+    elif summary["checkpoint"]:
+        print(f"{command} stopped at step {step}; continue with --resume latest")
+    else:
+        print(f"{command} stopped at step {step} before its first checkpoint; start it again")
+    return _exit_status(summary)
+
+
+def _print_summary(summary: dict) -> int:
+    status = _report_end(summary["stage"], summary)
     print(f"checkpoint: {summary['checkpoint']}")
+    return status
 
 
 def add_sft(sub: argparse._SubParsersAction) -> None:
@@ -291,8 +314,7 @@ def run_sft(args: argparse.Namespace) -> int:
         out_dir=args.out,
         skip_malformed=args.skip_malformed or None,
     )
-    _print_summary(sft(cfg, resume=args.resume))
-    return 0
+    return _print_summary(sft(cfg, resume=args.resume))
 
 
 def add_dpo(sub: argparse._SubParsersAction) -> None:
@@ -324,8 +346,7 @@ def run_dpo(args: argparse.Namespace) -> int:
         reference=args.reference,
         skip_malformed=args.skip_malformed or None,
     )
-    _print_summary(dpo(cfg, resume=args.resume))
-    return 0
+    return _print_summary(dpo(cfg, resume=args.resume))
 
 
 def add_grpo(sub: argparse._SubParsersAction) -> None:
@@ -346,8 +367,7 @@ def run_grpo(args: argparse.Namespace) -> int:
     from scratchlm.posttrain.grpo import run_grpo as grpo
 
     cfg = _stage_config(GRPOConfig, args, policy=args.policy, task=args.task, out_dir=args.out)
-    _print_summary(grpo(cfg, resume=args.resume))
-    return 0
+    return _print_summary(grpo(cfg, resume=args.resume))
 
 
 def add_task(sub: argparse._SubParsersAction) -> None:
@@ -439,7 +459,8 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         help="pretrain a TransformerLM on token files",
         description="Pretrain the model of --config on its token files. Under torchrun each "
         "process takes one device; the global batch is batch_size x grad_accum x processes "
-        "sequences. Ctrl-C (or SIGTERM) finishes the step, saves a checkpoint and exits.",
+        "sequences. Ctrl-C (or SIGTERM) finishes the step, saves a checkpoint and exits with "
+        "status 130 (143); --resume latest continues.",
     )
     p.add_argument(
         "--config", required=True, metavar="FILE", help="YAML or JSON config (see configs/)"
@@ -464,11 +485,11 @@ def run_train(args: argparse.Namespace) -> int:
     from scratchlm.train.pretrain import PretrainConfig, pretrain
 
     summary = pretrain(load_config(PretrainConfig, args.config, args.overrides), args.resume)
-    if int(os.environ.get("RANK", "0")) == 0:
-        numbers = ", ".join(f"{k} {v:.4g}" for k, v in summary.items() if isinstance(v, float))
-        print(f"train finished at step {summary['step']}: {numbers}")
-        print(f"run dir: {summary['run_dir']}; checkpoint: {summary['checkpoint']}")
-    return 0
+    if int(os.environ.get("RANK", "0")) != 0:
+        return _exit_status(summary)
+    status = _report_end("train", summary)
+    print(f"run dir: {summary['run_dir']}; checkpoint: {summary['checkpoint']}")
+    return status
 
 
 def _sampling_flags(p: argparse.ArgumentParser, max_new_tokens: int) -> None:

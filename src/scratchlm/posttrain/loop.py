@@ -9,7 +9,8 @@ checkpoint come before the update, so the final step gets them too. A stage supp
 pretraining's format (`scratchlm.train.checkpoint`) with the chat tokenizer inside, so `scratchlm
 chat`, `serve` and the next post-training stage read them like any other. Resume restores weights,
 optimizer state and step; each stage derives its data order from (seed, step), so a resumed run
-sees the batches an uninterrupted one would have.
+sees the batches an uninterrupted one would have. The run directory is locked, tidied and kept to
+one line of history as in pretraining (`claim_run_dir`, `start_branch`).
 """
 
 import contextlib
@@ -34,7 +35,6 @@ from scratchlm.runtime import (
     autocast,
     autocast_dtype,
     keep_freed_memory,
-    make_run_dir,
     pick_device,
     seed_everything,
 )
@@ -147,22 +147,20 @@ def setup_stage(stage: str, cfg: Any, source: str, out_dir: str, resume: str | N
     device = pick_device(loop.device)
     keep_freed_memory(device)  # on a CPU: no fresh zero-filled pages for each step
     run_dir = Path(out_dir)
-    root = run_dir / "checkpoints"
-    resume_path = ckpt.resolve_resume(resume, root) if resume else None
-    if resume_path is None and ckpt.list_checkpoints(root):
-        raise ValueError(
-            f"{run_dir} already has checkpoints: pass --resume latest to continue, or choose "
-            "another --out to start fresh"
-        )
-    make_run_dir(run_dir.name, run_dir.parent)
-    model, tokenizer = load_chat_model(resume_path or source, device)
-    optimizer = build_optimizer(model, cfg.optimizer)
-    start = 0
-    if resume_path is not None:
-        loaded = ckpt.load_checkpoint(resume_path)
-        optimizer.load_state_dict(loaded.optim_state)
-        start = loaded.state["step"]
-        log.info("resumed %s from %s at step %d", stage, resume_path, start)
+    try:
+        resume_path = ckpt.claim_run_dir(run_dir, resume, "choose another --out to start fresh")
+        model, tokenizer = load_chat_model(resume_path or source, device)
+        optimizer = build_optimizer(model, cfg.optimizer)
+        start = 0
+        if resume_path is not None:
+            loaded = ckpt.load_checkpoint(resume_path)
+            optimizer.load_state_dict(loaded.optim_state)
+            start = loaded.state["step"]
+            log.info("resumed %s from %s at step %d", stage, resume_path, start)
+        ckpt.start_branch(run_dir, resume_path, start)
+    except BaseException:
+        ckpt.unlock_run(run_dir)
+        raise
     config = {"model": model.config.to_dict(), "stage": stage, **to_dict(cfg)}
     (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     if not (run_dir / "tokenizer").is_dir():
@@ -183,7 +181,25 @@ def train_loop(
     loss_fn: LossFn,
     eval_fn: EvalFn | None,
 ) -> dict[str, Any]:
-    """Run updates `setup.start` .. `loop.steps` - 1; returns a summary of the last numbers."""
+    """Run updates `setup.start` .. `loop.steps` - 1; returns a summary of the last numbers.
+
+    The summary says whether the loop reached loop.steps (`finished`) or which signal stopped it
+    (`stop_signal`). The run directory's lock is released at the end.
+    """
+    try:
+        return _train_loop(setup, loop, opt_cfg, sched_cfg, loss_fn, eval_fn)
+    finally:
+        ckpt.unlock_run(setup.run_dir)
+
+
+def _train_loop(
+    setup: StageSetup,
+    loop: LoopConfig,
+    opt_cfg: OptimizerConfig,
+    sched_cfg: ScheduleConfig,
+    loss_fn: LossFn,
+    eval_fn: EvalFn | None,
+) -> dict[str, Any]:
     model, optimizer, run_dir = setup.model, setup.optimizer, setup.run_dir
     stage = setup.config["stage"]
     root = run_dir / "checkpoints"
@@ -200,17 +216,20 @@ def train_loop(
         for step in range(setup.start, loop.steps + 1):
             last = step == loop.steps or stop.requested
             fresh = step > setup.start or setup.start == 0
+            val_loss = None  # of an evaluation at this very step
             if eval_fn is not None and fresh and (last or step % loop.eval_interval == 0):
                 model.eval()
                 with torch.no_grad(), setup.amp():
                     last_eval = eval_fn()
                 model.train()
+                val_loss = last_eval.get("val_loss")
                 metrics.write({"step": step, **last_eval})
                 log.info("step %d/%d | %s", step, loop.steps, _fmt(last_eval))
             if step > setup.start and (last or step % loop.checkpoint_interval == 0):
                 state = {
                     "step": step,
                     "stage": stage,
+                    "val_loss": val_loss,
                     "tokenizer_hash": tok_hash,
                     "metrics": {**last_train, **last_eval},
                 }
@@ -250,6 +269,8 @@ def train_loop(
     return {
         "stage": stage,
         "step": step,
+        "finished": step == loop.steps,
+        "stop_signal": 0 if step == loop.steps else stop.signum,
         **last_train,
         **last_eval,
         "run_dir": str(run_dir),

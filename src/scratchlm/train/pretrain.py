@@ -44,7 +44,6 @@ from scratchlm.runtime import (
     enable_tf32,
     init_distributed,
     keep_freed_memory,
-    make_run_dir,
     seed_everything,
     teardown_distributed,
 )
@@ -231,13 +230,17 @@ def build_optimizer(model: torch.nn.Module, cfg: OptimizerConfig) -> torch.optim
 
 
 class StopRequest:
-    """Set by SIGINT/SIGTERM: the loop finishes its step, saves and exits."""
+    """Set by SIGINT/SIGTERM: the loop finishes its step, saves and exits. signum: 0 until then."""
 
     def __init__(self) -> None:
-        self.requested = False
+        self.signum = 0
+
+    @property
+    def requested(self) -> bool:
+        return self.signum != 0
 
     def __call__(self, signum: int, frame: Any) -> None:
-        self.requested = True
+        self.signum = signum
 
 
 @contextmanager
@@ -267,14 +270,21 @@ def pretrain(cfg: PretrainConfig, resume: str | None = None) -> dict[str, Any]:
     """Train `cfg.model` on `cfg.data` (joining a torchrun group when launched by torchrun).
 
     resume: None (fresh run), "latest" (newest checkpoint of this run directory) or a checkpoint
-    path. Returns a summary: final step, tokens seen, last train and val metrics, run directory and
-    last checkpoint.
+    path. Returns a summary: final step, whether it reached training.steps (`finished`), the
+    signal that stopped it early (`stop_signal`, 0 if none), tokens seen, last train and val
+    metrics, run directory and newest checkpoint.
     """
     info = init_distributed(cfg.training.device)
     try:
         return _pretrain(cfg, resume, info)
     finally:
+        ckpt.unlock_run(run_directory(cfg))
         teardown_distributed()
+
+
+def run_directory(cfg: PretrainConfig) -> Path:
+    """logging.out_dir, else <base dir>/<logging.run_name>."""
+    return Path(cfg.logging.out_dir or base_dir() / cfg.logging.run_name)
 
 
 def _pretrain(cfg: PretrainConfig, resume: str | None, info: DistInfo) -> dict[str, Any]:
@@ -293,16 +303,13 @@ def _pretrain(cfg: PretrainConfig, resume: str | None, info: DistInfo) -> dict[s
     train_data = open_tokens(cfg.data.train_path, m.vocab_size, m.context_length)
     val_data = open_tokens(cfg.data.val_path, m.vocab_size, 1) if cfg.data.val_path else None
 
-    run_dir = Path(cfg.logging.out_dir or base_dir() / cfg.logging.run_name)
+    run_dir = run_directory(cfg)
     ckpt_root = run_dir / "checkpoints"
-    resume_path = ckpt.resolve_resume(resume, ckpt_root) if resume else None
-    if resume_path is None and ckpt.list_checkpoints(ckpt_root):
-        raise ValueError(
-            f"{run_dir} already has checkpoints: pass --resume latest to continue, or set another "
-            "logging.run_name to start fresh"
-        )
-    if info.is_main:
-        make_run_dir(run_dir.name, run_dir.parent)
+    resume_path = None
+    if info.is_main:  # rank 0 alone locks and writes; every rank resumes from what it chose
+        hint = "set another logging.run_name to start fresh"
+        resume_path = ckpt.claim_run_dir(run_dir, resume, hint)
+    resume_path = gather_objects(resume_path)[0]
 
     seed_everything(t.seed)  # the same initial weights on every rank (FSDP does not broadcast)
     model = TransformerLM.from_config(m, device=device)
@@ -316,6 +323,8 @@ def _pretrain(cfg: PretrainConfig, resume: str | None, info: DistInfo) -> dict[s
     progress = Progress()
     if resume_path is not None:
         progress = restore(resume_path, model, optimizer, sampler, cfg, tok_hash, info)
+    if info.is_main:
+        ckpt.start_branch(run_dir, resume_path, progress.step)
 
     tokens_per_step = cfg.tokens_per_step(info.world_size)
     config_dict = to_dict(cfg)
@@ -329,7 +338,8 @@ def _pretrain(cfg: PretrainConfig, resume: str | None, info: DistInfo) -> dict[s
     peak = peak_flops(device)
     sample_generator = torch.Generator(device=device).manual_seed(t.seed)
     start = progress.step
-    last_ckpt: Path | None = None
+    last_ckpt: Path | None = resume_path
+    stop_signal = 0
     loss_sum = torch.zeros((), device=device)
     grad_norm = torch.zeros((), device=device)
     interval_start, interval_steps, run_start = time.perf_counter(), 0, time.perf_counter()
@@ -340,12 +350,14 @@ def _pretrain(cfg: PretrainConfig, resume: str | None, info: DistInfo) -> dict[s
         for step in range(start, t.steps + 1):
             progress.step = step
             pause_start = time.perf_counter()  # evaluation and saving are left out of tok/s
-            stopping = agree_to_stop(stop.requested, device) or step == t.stop_after
-            last = step == t.steps or stopping
+            stop_signal = agree_to_stop(stop.signum, device)
+            last = step == t.steps or stop_signal != 0 or step == t.stop_after
             new_step = step > start or resume_path is None  # a resumed step was already evaluated
+            val_loss = None  # of an evaluation at this very step
 
             if val_data is not None and new_step and (last or step % cfg.eval.interval == 0):
                 progress.last_val = validate(model, val_data, cfg, byte_lengths, amp, info)
+                val_loss = progress.last_val["val_loss"]
                 if info.is_main:
                     metrics_log.write({"step": step, **progress.last_val})
                     values = " | ".join(f"{k} {v:.4f}" for k, v in progress.last_val.items())
@@ -359,8 +371,8 @@ def _pretrain(cfg: PretrainConfig, resume: str | None, info: DistInfo) -> dict[s
                 log.info("sample: %r", text_sample(model, tokenizer, cfg.eval, sample_generator))
 
             if step > start and (last or step % t.checkpoint_interval == 0):
-                saved = save(ckpt_root, model, optimizer, sampler, progress, cfg, config_dict,
-                             tok_hash, tokenizer_dir, info)  # fmt: skip
+                saved = save(ckpt_root, model, optimizer, sampler, progress, val_loss, cfg,
+                             config_dict, tok_hash, tokenizer_dir, info)  # fmt: skip
                 last_ckpt = saved or last_ckpt
 
             if last:
@@ -411,8 +423,11 @@ def _pretrain(cfg: PretrainConfig, resume: str | None, info: DistInfo) -> dict[s
     if info.is_main:
         metrics_log.close()
         plot_loss_curve(run_dir / "metrics.jsonl", run_dir / "loss.png")
+    finished = progress.step == t.steps
     return {
         "step": progress.step,
+        "finished": finished,
+        "stop_signal": 0 if finished else stop_signal,
         "tokens_seen": progress.tokens_seen,
         **progress.last_train,
         **progress.last_val,
@@ -514,12 +529,12 @@ def model_device(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-def agree_to_stop(requested: bool, device: torch.device) -> bool:
-    """True when any rank caught a stop signal, so that all ranks stop at the same step."""
+def agree_to_stop(signum: int, device: torch.device) -> int:
+    """The stop signal any rank caught (0: none), so that all ranks stop at the same step."""
     if not torch.distributed.is_initialized():
-        return requested
-    flag = torch.tensor(float(requested), device=device)
-    return all_reduce(flag, "max").item() > 0
+        return signum
+    flag = torch.tensor(float(signum), device=device)
+    return int(all_reduce(flag, "max").item())
 
 
 def status_line(step: int, total: int, metrics: dict[str, float]) -> str:
@@ -601,6 +616,7 @@ def save(
     optimizer: torch.optim.Optimizer,
     sampler: TokenSampler,
     progress: Progress,
+    val_loss: float | None,
     cfg: PretrainConfig,
     config_dict: dict[str, Any],
     tok_hash: str | None,
@@ -609,13 +625,12 @@ def save(
 ) -> Path | None:
     """Checkpoint the run at `progress.step` (every rank calls; rank 0 writes) and prune old ones.
 
-    The newest `training.keep_last` checkpoints stay, plus the best by validation loss.
+    val_loss: of the evaluation at this step (None without one). The newest `training.keep_last`
+    checkpoints stay, plus the best by validation loss.
     """
-    val_loss = progress.last_val.get("val_loss")
-    if val_loss is not None and (
-        progress.best_val_loss is None or val_loss < progress.best_val_loss
-    ):
-        progress.best_val_loss, progress.best_step = val_loss, progress.step
+    progress.best_val_loss, progress.best_step = ckpt.best_after(
+        (progress.best_val_loss, progress.best_step), progress.step, val_loss
+    )
     model_state, optim_state = full_state(model, optimizer, cfg.training.parallel)
     rng_ranks = gather_objects(ckpt.rng_state())
     if not info.is_main:
@@ -624,6 +639,7 @@ def save(
     state = {
         "step": progress.step,
         "tokens_seen": progress.tokens_seen,
+        "val_loss": val_loss,
         "best_val_loss": progress.best_val_loss,
         "best_step": progress.best_step,
         "schedule": {
