@@ -106,20 +106,27 @@ def test_resume_is_bitwise_exact(token_data, tmp_path) -> None:
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_a_stop_signal_finishes_the_step_saves_and_exits(token_data, tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_finishes_the_step_saves_and_says_stopped(
+    token_data, tmp_path, monkeypatch, capsys, signum
+) -> None:
     calls = {"n": 0}
     real_next = TokenSampler.next_batch
 
-    def next_batch(self):  # SIGINT arrives while the third update is being computed
+    def next_batch(self):  # the signal arrives while the third update is being computed
         calls["n"] += 1
         if calls["n"] == 3:
-            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signum)
         return real_next(self)
 
     monkeypatch.setattr(TokenSampler, "next_batch", next_batch)
-    summary = pretrain(tiny_config(token_data, tmp_path / "run"))
-    assert summary["step"] == 3 and summary["checkpoint"].endswith("step_00000003")
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    save_config(tiny_config(token_data, tmp_path / "run"), tmp_path / "c.json")
+    assert main(["train", "--config", str(tmp_path / "c.json")]) == 128 + signum
+    out = capsys.readouterr().out
+    assert "train stopped at step 3; continue with --resume latest" in out and "finished" not in out
+    assert out.strip().endswith("checkpoints/step_00000003")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
 def test_runs_without_validation_file_or_tokenizer(token_data, tmp_path) -> None:
@@ -358,25 +365,6 @@ def test_a_second_process_on_the_run_directory_is_refused(token_data, tmp_path, 
     assert len(err.strip().splitlines()) == 1
     assert sorted(p.name for p in run.iterdir()) == [".lock"]  # nothing written
     assert main(["train", "--config", str(tmp_path / "c.json")]) == 0  # the holder is gone
-
-
-def test_a_stop_signal_says_stopped_with_status_128_plus_the_signal(
-    token_data, tmp_path, monkeypatch, capsys
-) -> None:
-    calls = {"n": 0}
-    real_next = TokenSampler.next_batch
-
-    def next_batch(self):  # SIGTERM arrives while the third update is being computed
-        calls["n"] += 1
-        if calls["n"] == 3:
-            signal.raise_signal(signal.SIGTERM)
-        return real_next(self)
-
-    monkeypatch.setattr(TokenSampler, "next_batch", next_batch)
-    save_config(tiny_config(token_data, tmp_path / "run"), tmp_path / "c.json")
-    assert main(["train", "--config", str(tmp_path / "c.json")]) == 128 + signal.SIGTERM
-    out = capsys.readouterr().out
-    assert "train stopped at step 3; continue with --resume latest" in out and "finished" not in out
 
 
 def wait_for_row(run_dir, process: subprocess.Popen, min_step: int) -> None:

@@ -186,20 +186,6 @@ def train_loop(
     The summary says whether the loop reached loop.steps (`finished`) or which signal stopped it
     (`stop_signal`). The run directory's lock is released at the end.
     """
-    try:
-        return _train_loop(setup, loop, opt_cfg, sched_cfg, loss_fn, eval_fn)
-    finally:
-        ckpt.unlock_run(setup.run_dir)
-
-
-def _train_loop(
-    setup: StageSetup,
-    loop: LoopConfig,
-    opt_cfg: OptimizerConfig,
-    sched_cfg: ScheduleConfig,
-    loss_fn: LossFn,
-    eval_fn: EvalFn | None,
-) -> dict[str, Any]:
     model, optimizer, run_dir = setup.model, setup.optimizer, setup.run_dir
     stage = setup.config["stage"]
     root = run_dir / "checkpoints"
@@ -212,7 +198,7 @@ def _train_loop(
     interval_steps, interval_start = 0, time.perf_counter()
     saved: Path | None = None
     bar = tqdm(total=loop.steps, initial=setup.start, desc=stage, unit="step", disable=None)
-    with catch_stop_signals() as stop, logging_redirect_tqdm():
+    with catch_stop_signals() as stop, logging_redirect_tqdm(), ckpt.releasing_lock(run_dir):
         for step in range(setup.start, loop.steps + 1):
             last = step == loop.steps or stop.requested
             fresh = step > setup.start or setup.start == 0
