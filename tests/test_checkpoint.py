@@ -244,7 +244,7 @@ def test_resuming_an_older_step_moves_the_later_ones_to_a_branch(tmp_path, caplo
     (tmp_path / "config.json").write_text('{"optimizer": {"lr": 0.1}}')
     (tmp_path / "metrics.jsonl").write_text(metrics_rows(0, 2, 3, 4, 5, 6) + '{"step": 7, "lo')
     branch = ckpt.start_branch(tmp_path, paths[0], 2)
-    assert branch.parent == tmp_path / "branches" and branch.name.endswith("-after-step-2")
+    assert branch.parent == tmp_path / "branches" and branch.name.endswith("-resumed-at-step-2")
     assert ckpt.list_checkpoints(root) == [paths[0]]
     assert [p.name for p in ckpt.list_checkpoints(branch / "checkpoints")] == [
         "step_00000004", "step_00000006"
@@ -252,7 +252,10 @@ def test_resuming_an_older_step_moves_the_later_ones_to_a_branch(tmp_path, caplo
     assert (tmp_path / "metrics.jsonl").read_text() == metrics_rows(0, 2)
     assert (branch / "metrics.jsonl").read_text() == metrics_rows(3, 4, 5, 6)
     assert (branch / "config.json").read_text() == '{"optimizer": {"lr": 0.1}}'
-    assert f"moved step_00000004, step_00000006 and 4 metrics rows to {branch}" in caplog.text
+    assert (
+        f"resuming from {paths[0]}, which is not this run's newest checkpoint: moved "
+        f"step_00000004, step_00000006 and 4 metrics rows to {branch}" in caplog.text
+    )
 
 
 def test_resuming_the_newest_drops_the_rows_an_interrupted_run_wrote(tmp_path) -> None:
@@ -268,10 +271,13 @@ def test_resuming_the_newest_drops_the_rows_an_interrupted_run_wrote(tmp_path) -
     assert (tmp_path / "fresh" / "metrics.jsonl").read_text() == ""
 
 
-def test_resuming_from_outside_the_run_sets_its_own_step_aside_too(tmp_path) -> None:
+def test_resuming_from_outside_the_run_sets_all_of_it_aside(tmp_path) -> None:
     model, opt = trained()
-    ours = save(tmp_path / "run" / "checkpoints", 4, model, opt)
-    other = save(tmp_path / "elsewhere", 4, model, opt)
+    ours = [save(tmp_path / "run" / "checkpoints", step, model, opt) for step in (2, 4, 6)]
+    (tmp_path / "run" / "metrics.jsonl").write_text(metrics_rows(2, 4, 6))
+    other = save(tmp_path / "elsewhere" / "checkpoints", 4, model, opt)
     branch = ckpt.start_branch(tmp_path / "run", other, 4)
     assert ckpt.list_checkpoints(tmp_path / "run" / "checkpoints") == []
-    assert (branch / "checkpoints" / ours.name).is_dir()
+    assert [p.name for p in ckpt.list_checkpoints(branch / "checkpoints")] == [p.name for p in ours]
+    assert (tmp_path / "run" / "metrics.jsonl").read_text() == ""
+    assert (branch / "metrics.jsonl").read_text() == metrics_rows(2, 4, 6)

@@ -246,6 +246,7 @@ def test_resuming_an_older_checkpoint_branches_and_latest_follows_the_branch(
     assert "train stopped at step 50; continue with --resume latest" in capsys.readouterr().out
     [branch] = (run / "branches").iterdir()
     assert f"moved step_00000050, step_00000060 and 6 metrics rows to {branch}" in caplog.text
+    assert ckpt.list_checkpoints(root) == [step_40, root / "step_00000050"]  # the start is kept
     assert [p.name for p in ckpt.list_checkpoints(branch / "checkpoints")] == [
         "step_00000050", "step_00000060"
     ]  # fmt: skip

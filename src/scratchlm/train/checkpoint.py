@@ -14,8 +14,8 @@ unpickles code: safetensors for weights, `torch.load(weights_only=True)` for the
 
 A run directory is used by one process at a time (`lock_run`). Its `checkpoints/` hold one line of
 history: resuming from a step older than the newest moves the later checkpoints and metrics rows
-into `branches/<time>-after-step-<step>/` (`start_branch`), so `latest` is always the newest step of
-the branch being trained and nothing of the other branch is lost.
+into `branches/<time>-resumed-at-step-<step>/` (`start_branch`), so `latest` is always the newest
+step of the branch being trained and nothing of the other branch is lost.
 """
 
 import fcntl
@@ -413,25 +413,24 @@ def _alive(pid: int) -> bool:
 
 
 def start_branch(run_dir: Path, resume_path: Path | None, step: int) -> Path | None:
-    """Make the run directory hold the history of this run only, up to `step`, where it starts.
+    """Make the run directory hold the history of the branch about to be trained, up to `step`.
 
-    Resuming from a checkpoint older than the newest: the later checkpoints and the metrics rows
-    past `step` move to `branches/<time>-after-step-<step>/` (with the config that trained them),
-    and a log line says where; returns that folder. Rows past `step` without later checkpoints
-    come from an interrupted run and are dropped, as are all rows when a run starts from scratch
-    (`resume_path` None), so each step appears once. Call on the writer, after the checkpoint
-    loaded.
+    Resuming from `resume_path` at `step`: checkpoints that do not lead to it (the later ones of
+    `checkpoints/`, or all of them when it lies elsewhere) and their metrics rows move to
+    `branches/<time>-resumed-at-step-<step>/` with the config that trained them, and a log line
+    says where; returns that folder. Rows without such checkpoints come from an interrupted run
+    and are dropped, as are all rows when a run starts from scratch (`resume_path` None), so each
+    step appears once. Call on the writer, after the checkpoint loaded.
     """
     root, metrics = run_dir / "checkpoints", run_dir / "metrics.jsonl"
-    keep = step if resume_path is not None else -1
-    later = [p for p in list_checkpoints(root) if checkpoint_step(p) >= keep]
-    if resume_path is not None:  # the start itself stays, unless it came from somewhere else
-        later = [p for p in later if p.resolve() != resume_path.resolve()]
+    inside = resume_path is not None and resume_path.resolve().parent == root.resolve()
+    keep = step if inside else -1
+    later = [p for p in list_checkpoints(root) if checkpoint_step(p) > keep]
     text = metrics.read_text() if metrics.is_file() else ""
     kept, dropped = split_metrics(text, keep)
     branch = None
     if later:
-        branch = _new_branch_dir(run_dir, keep)
+        branch = _new_branch_dir(run_dir, step)
         (branch / "checkpoints").mkdir(parents=True)
         if (run_dir / "config.json").is_file():
             shutil.copy2(run_dir / "config.json", branch / "config.json")
@@ -439,16 +438,16 @@ def start_branch(run_dir: Path, resume_path: Path | None, step: int) -> Path | N
         for path in later:
             path.rename(branch / "checkpoints" / path.name)
         log.info(
-            "resuming from step %d, older than this run's newest checkpoint: moved %s and %d "
+            "resuming from %s, which is not this run's newest checkpoint: moved %s and %d "
             "metrics rows to %s",
-            keep, ", ".join(p.name for p in later), len(dropped), branch,
+            resume_path, ", ".join(p.name for p in later), len(dropped), branch,
         )  # fmt: skip
-    elif dropped and resume_path is None:
-        log.info("metrics.jsonl: dropped %d rows of an earlier try that saved no checkpoint",
+    elif dropped and not inside:
+        log.info("metrics.jsonl: dropped %d rows of an earlier run that left no checkpoint",
                  len(dropped))  # fmt: skip
     elif dropped:
         log.info("metrics.jsonl: dropped %d rows past step %d, written by a run that was "
-                 "interrupted before it saved them", len(dropped), keep)  # fmt: skip
+                 "interrupted before it saved them", len(dropped), step)  # fmt: skip
     if "".join(kept) != text:
         _write_text(metrics, "".join(kept))
     return branch
@@ -476,10 +475,10 @@ def split_metrics(text: str, step: int) -> tuple[list[str], list[str]]:
 
 def _new_branch_dir(run_dir: Path, step: int) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = run_dir / BRANCHES / f"{stamp}-after-step-{step}"
+    path = run_dir / BRANCHES / f"{stamp}-resumed-at-step-{step}"
     n = 2
     while path.exists():
-        path = run_dir / BRANCHES / f"{stamp}-{n}-after-step-{step}"
+        path = run_dir / BRANCHES / f"{stamp}-{n}-resumed-at-step-{step}"
         n += 1
     return path
 
