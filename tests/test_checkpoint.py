@@ -1,8 +1,12 @@
-"""Checkpoint directories: exact round trips, atomic writes under a full disk, refusals, pruning."""
+"""Checkpoint directories: exact round trips, atomic writes under a full disk, refusals, pruning,
+damage checks, the run lock, stale temporaries and branches."""
 
 import errno
 import json
+import os
 import random
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -119,3 +123,161 @@ def test_resolve_resume(tmp_path) -> None:
     assert ckpt.resolve_resume(str(paths[0]), tmp_path) == paths[0]
     with pytest.raises(FileNotFoundError, match="not a checkpoint directory"):
         ckpt.resolve_resume(str(tmp_path / "nope"), tmp_path)
+
+
+def truncate(path, keep: float = 0.5) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+DAMAGE = {
+    "truncated weights": ("model.safetensors", lambda f: truncate(f)),
+    "empty weights": ("model.safetensors", lambda f: f.write_bytes(b"")),
+    "state.json holding a list": ("state.json", lambda f: f.write_text("[1, 2]")),
+    "state.json cut short": ("state.json", lambda f: truncate(f)),
+    "state.json without step": ("state.json", lambda f: f.write_text('{"format_version": 1}')),
+    "truncated optimizer.pt": ("optimizer.pt", lambda f: truncate(f, 0.9)),
+    "missing rng.pt": ("rng.pt", lambda f: f.unlink()),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_damaged_checkpoint_is_named_with_its_file(tmp_path, damage) -> None:
+    model, opt = trained()
+    path = save(tmp_path, 3, model, opt)
+    assert ckpt.checkpoint_problem(path) is None
+    name, spoil = DAMAGE[damage]
+    spoil(path / name)
+    problem = ckpt.checkpoint_problem(path)
+    assert problem is not None and problem.startswith(str(path / name))
+    assert "\n" not in problem
+
+
+def test_resume_latest_refuses_a_damaged_newest_and_names_the_newest_intact(tmp_path) -> None:
+    model, opt = trained()
+    paths = [save(tmp_path, step, model, opt) for step in (2, 4, 6)]
+    truncate(paths[2] / "model.safetensors")
+    truncate(paths[1] / "optimizer.pt", 0.9)
+    with pytest.raises(ValueError) as err:
+        ckpt.resolve_resume("latest", tmp_path)
+    message = str(err.value)
+    assert f"{paths[2] / 'model.safetensors'} is damaged" in message
+    assert message.endswith(f"--resume {paths[0]}")  # step 4 is damaged as well
+    assert ckpt.resolve_resume(str(paths[0]), tmp_path) == paths[0]
+    with pytest.raises(ValueError, match="optimizer.pt is damaged .*pass an intact checkpoint"):
+        ckpt.resolve_resume(str(paths[1]), tmp_path)
+    truncate(paths[0] / "rng.pt", 0.9)
+    with pytest.raises(ValueError, match="holds no intact checkpoint"):
+        ckpt.resolve_resume("latest", tmp_path)
+
+
+def test_best_is_credited_only_with_the_evaluation_of_its_own_step() -> None:
+    best = ckpt.best_after((None, None), 1, None)  # step 0 was evaluated, step 1 was not
+    assert best == (None, None)
+    best = ckpt.best_after(best, 4, 2.5)
+    assert best == (2.5, 4)
+    assert ckpt.best_after(best, 8, 3.0) == (2.5, 4) and ckpt.best_after(best, 9, None) == best
+    assert ckpt.best_after(best, 12, 2.0) == (2.0, 12)
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", ""])
+    child.wait()
+    return child.pid
+
+
+def test_temporaries_of_killed_processes_are_cleaned_up(tmp_path, caplog) -> None:
+    caplog.set_level("INFO")
+    model, opt = trained()
+    kept = save(tmp_path, 2, model, opt)
+    gone, alive = dead_pid(), os.getppid()
+    for name in (f".tmp-step_00000004-{gone}", f".tmp-step_00000004-{os.getpid()}",
+                 f".tmp-step_00000006-{alive}", f".old-step_00000002-{gone}"):  # fmt: skip
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model.safetensors").write_bytes(b"partial")
+    # killed between moving step 8 aside and renaming its new copy into place
+    (tmp_path / "step_00000008").mkdir()
+    save(tmp_path, 8, model, opt).rename(tmp_path / f".old-step_00000008-{gone}")
+    ckpt.remove_stale_temporaries(tmp_path)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [f".tmp-step_00000006-{alive}", kept.name, "step_00000008"]
+    assert ckpt.checkpoint_problem(tmp_path / "step_00000008") is None
+    assert "removed temporaries of killed processes" in caplog.text
+
+
+def hold_lock(run_dir) -> subprocess.Popen:
+    """Another process that takes the run directory's lock and keeps it until killed."""
+    code = (
+        "import sys, time; from pathlib import Path; from scratchlm.train import checkpoint; "
+        "checkpoint.lock_run(Path(sys.argv[1])); print('locked', flush=True); time.sleep(600)"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code, str(run_dir)], stdout=subprocess.PIPE)
+    assert child.stdout.readline() == b"locked\n"
+    return child
+
+
+def test_a_run_directory_is_locked_by_one_process(tmp_path) -> None:
+    holder = hold_lock(tmp_path)
+    try:
+        with pytest.raises(OSError, match=f"in use by process {holder.pid} "):
+            ckpt.lock_run(tmp_path)
+        assert (tmp_path / ".lock").read_text() == f"{holder.pid}\n"
+    finally:
+        holder.kill()
+        holder.wait()
+    ckpt.lock_run(tmp_path)  # the kernel released the killed holder's lock
+    ckpt.lock_run(tmp_path)  # a holder may ask again
+    assert (tmp_path / ".lock").read_text() == f"{os.getpid()}\n"
+    ckpt.unlock_run(tmp_path)
+    assert (tmp_path / ".lock").read_text() == ""
+
+
+def metrics_rows(*steps: int) -> str:
+    return "".join(json.dumps({"step": s, "loss": float(s)}) + "\n" for s in steps)
+
+
+def test_resuming_an_older_step_moves_the_later_ones_to_a_branch(tmp_path, caplog) -> None:
+    caplog.set_level("INFO")
+    model, opt = trained()
+    root = tmp_path / "checkpoints"
+    paths = [save(root, step, model, opt) for step in (2, 4, 6)]
+    (tmp_path / "config.json").write_text('{"optimizer": {"lr": 0.1}}')
+    (tmp_path / "metrics.jsonl").write_text(metrics_rows(0, 2, 3, 4, 5, 6) + '{"step": 7, "lo')
+    branch = ckpt.start_branch(tmp_path, paths[0], 2)
+    assert branch.parent == tmp_path / "branches" and branch.name.endswith("-resumed-at-step-2")
+    assert ckpt.list_checkpoints(root) == [paths[0]]
+    assert [p.name for p in ckpt.list_checkpoints(branch / "checkpoints")] == [
+        "step_00000004", "step_00000006"
+    ]  # fmt: skip
+    assert (tmp_path / "metrics.jsonl").read_text() == metrics_rows(0, 2)
+    assert (branch / "metrics.jsonl").read_text() == metrics_rows(3, 4, 5, 6)
+    assert (branch / "config.json").read_text() == '{"optimizer": {"lr": 0.1}}'
+    assert (
+        f"resuming from {paths[0]}, which is not this run's newest checkpoint: moved "
+        f"step_00000004, step_00000006 and 4 metrics rows to {branch}" in caplog.text
+    )
+
+
+def test_resuming_the_newest_drops_the_rows_an_interrupted_run_wrote(tmp_path) -> None:
+    model, opt = trained()
+    latest = save(tmp_path / "checkpoints", 4, model, opt)
+    (tmp_path / "metrics.jsonl").write_text(metrics_rows(2, 4, 5, 6) + '{"st')
+    assert ckpt.start_branch(tmp_path, latest, 4) is None
+    assert (tmp_path / "metrics.jsonl").read_text() == metrics_rows(2, 4)
+    assert not (tmp_path / "branches").exists()
+    (tmp_path / "fresh").mkdir()  # a fresh start, after a try that saved no checkpoint
+    (tmp_path / "fresh" / "metrics.jsonl").write_text(metrics_rows(0, 2))
+    assert ckpt.start_branch(tmp_path / "fresh", None, 0) is None
+    assert (tmp_path / "fresh" / "metrics.jsonl").read_text() == ""
+
+
+def test_resuming_from_outside_the_run_sets_all_of_it_aside(tmp_path) -> None:
+    model, opt = trained()
+    ours = [save(tmp_path / "run" / "checkpoints", step, model, opt) for step in (2, 4, 6)]
+    (tmp_path / "run" / "metrics.jsonl").write_text(metrics_rows(2, 4, 6))
+    other = save(tmp_path / "elsewhere" / "checkpoints", 4, model, opt)
+    branch = ckpt.start_branch(tmp_path / "run", other, 4)
+    assert ckpt.list_checkpoints(tmp_path / "run" / "checkpoints") == []
+    assert [p.name for p in ckpt.list_checkpoints(branch / "checkpoints")] == [p.name for p in ours]
+    assert (tmp_path / "run" / "metrics.jsonl").read_text() == ""
+    assert (branch / "metrics.jsonl").read_text() == metrics_rows(2, 4, 6)

@@ -6,11 +6,16 @@ bad input fails with one line.
 
 import errno
 import json
+import os
+import shutil
 import signal
+import subprocess
 import sys
+import time
 
 import pytest
 import torch
+from lock_holder import locked_by_another_process
 from safetensors.torch import load_file
 
 from scratchlm.cli import main
@@ -104,20 +109,27 @@ def test_resume_is_bitwise_exact(token_data, tmp_path) -> None:
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_a_stop_signal_finishes_the_step_saves_and_exits(token_data, tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_finishes_the_step_saves_and_says_stopped(
+    token_data, tmp_path, monkeypatch, capsys, signum
+) -> None:
     calls = {"n": 0}
     real_next = TokenSampler.next_batch
 
-    def next_batch(self):  # SIGINT arrives while the third update is being computed
+    def next_batch(self):  # the signal arrives while the third update is being computed
         calls["n"] += 1
         if calls["n"] == 3:
-            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signum)
         return real_next(self)
 
     monkeypatch.setattr(TokenSampler, "next_batch", next_batch)
-    summary = pretrain(tiny_config(token_data, tmp_path / "run"))
-    assert summary.step == 3 and str(summary.checkpoint).endswith("step_00000003")
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    save_config(tiny_config(token_data, tmp_path / "run"), tmp_path / "c.json")
+    assert main(["train", "--config", str(tmp_path / "c.json")]) == 128 + signum
+    out = capsys.readouterr().out
+    assert "train stopped at step 3; continue with --resume latest" in out and "finished" not in out
+    assert out.strip().endswith("checkpoints/step_00000003")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
 def test_runs_without_validation_file_or_tokenizer(token_data, tmp_path) -> None:
@@ -199,3 +211,231 @@ def test_mfu_uses_the_device_peak() -> None:
     assert peak_flops(torch.device("cpu")) is None
     # 1e5 tok/s x 6e9 FLOPs/token = 6e14 FLOP/s, 60.7% of an H100's 989 TFLOP/s
     assert mfu(1e5, 6e9, PEAK_BF16_FLOPS["H100"]) == pytest.approx(6e14 / 989e12)
+
+
+def metrics(run_dir) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def steps_of(rows: list[dict], key: str) -> list[int]:
+    return [r["step"] for r in rows if key in r]
+
+
+@pytest.mark.slow
+def test_resuming_an_older_checkpoint_branches_and_latest_follows_the_branch(
+    token_data, tmp_path, capsys, caplog
+) -> None:
+    """Issue 13's scenario: run A to 60, resume at 40 with another lr, stop at 50, resume latest."""
+    caplog.set_level("INFO")
+    run, ref = tmp_path / "run", tmp_path / "ref"
+    every_10 = ("training.steps=60", "training.checkpoint_interval=10", "training.keep_last=3",
+                "training.eval_interval=10", "training.sample_interval=100",
+                "training.log_interval=5")  # fmt: skip
+    save_config(tiny_config(token_data, run, *every_10), tmp_path / "run.json")
+    save_config(tiny_config(token_data, ref, *every_10), tmp_path / "ref.json")
+    train = ["train", "--config", str(tmp_path / "run.json")]
+    assert main(train) == 0
+    root = run / "checkpoints"
+    step_40, old_50 = (
+        root / "step_00000040",
+        load_file(str(root / "step_00000050/model.safetensors")),
+    )
+    shutil.copytree(step_40, ref / "checkpoints" / step_40.name)  # for the reference below
+    capsys.readouterr()
+
+    assert (
+        main([*train, "--resume", str(step_40), "optimizer.lr=1e-3", "training.stop_after=50"]) == 0
+    )
+    assert "train stopped at step 50; continue with --resume latest" in capsys.readouterr().out
+    [branch] = (run / "branches").iterdir()
+    assert f"moved step_00000050, step_00000060 and 6 metrics rows to {branch}" in caplog.text
+    assert ckpt.list_checkpoints(root) == [step_40, root / "step_00000050"]  # the start is kept
+    assert [p.name for p in ckpt.list_checkpoints(branch / "checkpoints")] == [
+        "step_00000050", "step_00000060"
+    ]  # fmt: skip
+    old_rows = metrics(branch)
+    assert steps_of(old_rows, "loss") == [45, 50, 55, 60] and steps_of(old_rows, "val_loss") == [
+        50,
+        60,
+    ]
+    assert json.loads((branch / "config.json").read_text())["optimizer"]["lr"] == 3e-3
+    new_50 = load_file(str(root / "step_00000050/model.safetensors"))
+    assert any(not torch.equal(old_50[k], new_50[k]) for k in old_50)
+    state_50 = ckpt.load_checkpoint(root / "step_00000050").state
+    assert state_50["val_loss"] == [r for r in metrics(run) if r["step"] == 50][-1]["val_loss"]
+
+    assert main([*train, "--resume", "latest", "optimizer.lr=1e-3"]) == 0
+    assert "train finished at step 60" in capsys.readouterr().out
+    assert f"resumed from {root / 'step_00000050'} at step 50" in caplog.text
+    rows = metrics(run)
+    assert steps_of(rows, "loss") == list(range(5, 61, 5))  # each step once
+    assert steps_of(rows, "val_loss") == list(range(0, 61, 10))
+    lr_after_40 = tiny_config(token_data, run, *every_10, "optimizer.lr=1e-3").optimizer
+    cfg = tiny_config(token_data, run, *every_10)
+    for row in rows:
+        if "lr" in row:
+            opt = lr_after_40 if row["step"] > 40 else cfg.optimizer
+            assert row["lr"] == learning_rate(row["step"] - 1, 60, opt, cfg.schedule)
+
+    # The branch is exactly one uninterrupted continuation from step 40 with lr 1e-3.
+    ref_train = ["train", "--config", str(tmp_path / "ref.json"), "--resume", "latest"]
+    assert main([*ref_train, "optimizer.lr=1e-3"]) == 0
+    a, b = final_weights(run), final_weights(ref)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_best_checkpoint_is_credited_only_with_its_own_evaluation(token_data, tmp_path) -> None:
+    run = tmp_path / "run"
+    extra = ("training.checkpoint_interval=1", "training.keep_last=8", "training.eval_interval=4")
+    pretrain(tiny_config(token_data, run, *extra))
+    val = {r["step"]: r["val_loss"] for r in metrics(run) if "val_loss" in r}
+    assert sorted(val) == [0, 4, 8] and val[8] < val[4]
+    states = [ckpt.load_checkpoint(p).state for p in ckpt.list_checkpoints(run / "checkpoints")]
+    assert [s["step"] for s in states] == list(range(1, 9))
+    for state in states:  # step 0's loss is nobody's: it has no checkpoint
+        step = state["step"]
+        assert state["val_loss"] == val.get(step)
+        best = 8 if step == 8 else 4 if step >= 4 else None
+        assert (state["best_step"], state["best_val_loss"]) == (best, val.get(best))
+
+
+DAMAGES = {
+    "truncated weights": ("model.safetensors", lambda f: f.write_bytes(f.read_bytes()[:100])),
+    "state.json holding a list": ("state.json", lambda f: f.write_text("[]")),
+    "truncated optimizer.pt": ("optimizer.pt", lambda f: f.write_bytes(f.read_bytes()[:-50])),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_resume_latest_with_a_damaged_newest_checkpoint_names_the_newest_intact(
+    token_data, tmp_path, capsys, damage
+) -> None:
+    run = tmp_path / "run"
+    save_config(tiny_config(token_data, run, "training.sample_interval=100"), tmp_path / "c.json")
+    train = ["train", "--config", str(tmp_path / "c.json"), "--resume"]
+    assert main(train[:-1]) == 0
+    step_4, step_8 = ckpt.list_checkpoints(run / "checkpoints")
+    name, spoil = DAMAGES[damage]
+    spoil(step_8 / name)
+    capsys.readouterr()
+    assert main([*train, "latest"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --resume latest: the newest checkpoint is damaged: ")
+    assert str(step_8 / name) in err and err.strip().endswith(f"--resume {step_4}")
+    assert len(err.strip().splitlines()) == 1
+    assert main([*train, str(step_4)]) == 0  # what the message says to do; step 8 moves aside
+    assert "train finished at step 8" in capsys.readouterr().out
+    assert ckpt.checkpoint_problem(run / "checkpoints" / step_8.name) is None
+
+
+def test_the_next_start_removes_temporaries_of_a_killed_run(token_data, tmp_path, caplog) -> None:
+    caplog.set_level("INFO")
+    run = tmp_path / "run"
+    pretrain(tiny_config(token_data, run, "training.stop_after=4"))
+    child = subprocess.Popen([sys.executable, "-c", ""])
+    child.wait()
+    stale = run / "checkpoints" / f".tmp-step_00000008-{child.pid}"  # a save that was killed
+    stale.mkdir()
+    (stale / "model.safetensors").write_bytes(b"\0" * 1000)
+    pretrain(tiny_config(token_data, run), resume="latest")
+    assert not stale.exists() and "removed temporaries of killed processes" in caplog.text
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["step_00000004", "step_00000008"]
+
+
+def test_metrics_hold_each_step_once_after_an_interrupted_run_is_resumed(
+    token_data, tmp_path
+) -> None:
+    straight, run = tmp_path / "straight", tmp_path / "run"
+    pretrain(tiny_config(token_data, straight))
+    pretrain(tiny_config(token_data, run))
+    # as if killed after writing the rows of steps 5-8 (one of them half) but before saving step 8
+    shutil.rmtree(run / "checkpoints" / "step_00000008")
+    with (run / "metrics.jsonl").open("a") as f:
+        f.write('{"step": 9, "lo')
+    pretrain(tiny_config(token_data, run), resume="latest")
+    timing = ("tok_per_s", "elapsed_s")
+    a = [{k: v for k, v in r.items() if k not in timing} for r in metrics(straight)]
+    b = [{k: v for k, v in r.items() if k not in timing} for r in metrics(run)]
+    assert a == b
+
+
+def test_a_second_process_on_the_run_directory_is_refused(token_data, tmp_path, capsys) -> None:
+    run = tmp_path / "run"
+    save_config(tiny_config(token_data, run), tmp_path / "c.json")
+    with locked_by_another_process(run) as pid:
+        assert main(["train", "--config", str(tmp_path / "c.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {run} is in use by process {pid} ")
+    assert len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in run.iterdir()) == [".lock"]  # nothing written
+    assert main(["train", "--config", str(tmp_path / "c.json")]) == 0  # the holder is gone
+
+
+def wait_for_row(run_dir, process: subprocess.Popen, min_step: int) -> None:
+    """Block until metrics.jsonl has a training row at or after `min_step` (no fixed sleeps)."""
+    path = run_dir / "metrics.jsonl"
+    while process.poll() is None:
+        if path.is_file() and any(
+            r.get("step", 0) >= min_step and "loss" in r
+            for r in map(json.loads, path.read_text().splitlines()[:-1])
+        ):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"training ended early: {process.communicate()}")
+
+
+def start_training(config, *args: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "scratchlm", "train", "--config", str(config), *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # a tiny model gains nothing from threads
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+
+
+@pytest.mark.slow
+def test_sigterm_in_a_real_process_saves_says_stopped_and_resumes(token_data, tmp_path) -> None:
+    run = tmp_path / "run"
+    long = (
+        "training.steps=100000",
+        "training.checkpoint_interval=100000",
+        "training.log_interval=1",
+    )
+    save_config(tiny_config(token_data, run, *long), tmp_path / "c.json")
+    process = start_training(tmp_path / "c.json")
+    wait_for_row(run, process, 2)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 128 + signal.SIGTERM, err
+    [saved] = ckpt.list_checkpoints(run / "checkpoints")
+    step = ckpt.checkpoint_step(saved)
+    assert f"train stopped at step {step}; continue with --resume latest" in out
+    process = start_training(
+        tmp_path / "c.json", "--resume", "latest", f"training.stop_after={step + 2}"
+    )
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    assert f"train stopped at step {step + 2}; continue with --resume latest" in out
+    assert steps_of(metrics(run), "loss") == list(range(1, step + 3))
+
+
+@pytest.mark.slow
+def test_after_kill_9_the_resumed_run_cleans_up_and_logs_each_step_once(
+    token_data, tmp_path
+) -> None:
+    run = tmp_path / "run"
+    every = ("training.steps=100000", "training.checkpoint_interval=1", "training.log_interval=1",
+             "training.eval_interval=100000")  # fmt: skip
+    save_config(tiny_config(token_data, run, *every), tmp_path / "c.json")
+    process = start_training(tmp_path / "c.json")
+    wait_for_row(run, process, 3)
+    process.kill()
+    process.communicate()
+    newest = ckpt.checkpoint_step(ckpt.list_checkpoints(run / "checkpoints")[-1])
+    stop = newest + 3
+    process = start_training(
+        tmp_path / "c.json", "--resume", "latest", f"training.stop_after={stop}"
+    )
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    assert steps_of(metrics(run), "loss") == list(range(1, stop + 1))
+    assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]

@@ -3,10 +3,12 @@
 import json
 import logging
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
 import torch
+from lock_holder import locked_by_another_process
 from posttrain_helpers import make_base_checkpoint
 from safetensors.torch import load_file
 
@@ -15,6 +17,7 @@ from scratchlm.config import load_config
 from scratchlm.data.sft import collate, load_sft_examples, parse_conversation, read_jsonl
 from scratchlm.model.config import ModelConfig
 from scratchlm.model.transformer import TransformerLM
+from scratchlm.posttrain import sft as sft_module
 from scratchlm.posttrain.dpo import DPOConfig
 from scratchlm.posttrain.grpo import GRPOConfig
 from scratchlm.posttrain.sft import SFTConfig, run_sft
@@ -187,3 +190,108 @@ def test_post_training_configs_load(name: str, cls: type) -> None:
     path = Path(__file__).parents[1] / "configs" / f"{name}-cpu-tiny.yaml"
     cfg = load_config(cls, path, ["training.steps=70"])
     assert cfg.training.steps == 70 and cfg.optimizer.weight_decay == 0.0
+
+
+def metrics_steps(run: Path, key: str) -> list[int]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [r["step"] for r in rows if key in r]
+
+
+@pytest.mark.slow
+def test_sft_resumed_from_an_older_checkpoint_branches_and_latest_follows_the_branch(
+    tmp_path: Path, corpus_text: str, capsys, caplog, monkeypatch
+) -> None:
+    caplog.set_level("INFO")
+    base = make_base_checkpoint(tmp_path, corpus_text)
+    data = write_jsonl(tmp_path / "sft.jsonl", greeting_records())
+    run, ref = tmp_path / "run", tmp_path / "ref"
+    loop = ["training.steps=8", "training.batch_size=4", "training.device=cpu",
+            "training.checkpoint_interval=2", "training.keep_last=4", "training.eval_interval=4",
+            "training.log_interval=1", "schedule.warmup_steps=2"]  # fmt: skip
+
+    def sft(out: Path, *args: str) -> int:
+        return main(["sft", "--base", str(base), "--data", str(data), "--out", str(out), *args,
+                     *loop])  # fmt: skip
+
+    assert sft(run) == 0
+    root = run / "checkpoints"
+    shutil.copytree(root / "step_00000004", ref / "checkpoints" / "step_00000004")
+    capsys.readouterr()
+
+    real_loss, calls = sft_module.batch_loss, {"n": 0}
+
+    def interrupted_loss(*args):  # Ctrl-C during the second update after the resume
+        calls["n"] += 1
+        if calls["n"] == 2:
+            signal.raise_signal(signal.SIGINT)
+        return real_loss(*args)
+
+    monkeypatch.setattr(sft_module, "batch_loss", interrupted_loss)
+    status = sft(run, "--resume", str(root / "step_00000004"), "optimizer.lr=3e-4")
+    assert status == 128 + signal.SIGINT
+    assert "sft stopped at step 6; continue with --resume latest" in capsys.readouterr().out
+    [branch] = (run / "branches").iterdir()
+    assert sorted(p.name for p in (branch / "checkpoints").iterdir()) == [
+        "step_00000006", "step_00000008"
+    ]  # fmt: skip
+    assert metrics_steps(branch, "loss") == [5, 6, 7, 8]
+    assert f"moved step_00000006, step_00000008 and 5 metrics rows to {branch}" in caplog.text
+
+    monkeypatch.setattr(sft_module, "batch_loss", real_loss)
+    assert sft(run, "--resume", "latest", "optimizer.lr=3e-4") == 0
+    assert "sft finished at step 8" in capsys.readouterr().out
+    assert f"resumed sft from {root / 'step_00000006'} at step 6" in caplog.text
+    assert metrics_steps(run, "loss") == list(range(1, 9))  # each step once
+    assert metrics_steps(run, "val_loss") == [0, 4, 6, 8]  # 6: the stop's own evaluation
+
+    assert sft(ref, "--resume", "latest", "optimizer.lr=3e-4") == 0  # 4 -> 8 without a stop
+    a = load_file(str(root / "step_00000008" / "model.safetensors"))
+    b = load_file(str(ref / "checkpoints" / "step_00000008" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_sft_resume_latest_with_a_damaged_newest_names_the_newest_intact(
+    tmp_path: Path, corpus_text: str, capsys
+) -> None:
+    base = make_base_checkpoint(tmp_path, corpus_text)
+    data = write_jsonl(tmp_path / "sft.jsonl", greeting_records())
+    args = ["sft", "--base", str(base), "--data", str(data), "--out", str(tmp_path / "run"),
+            "training.steps=4", "training.device=cpu", "training.batch_size=4",
+            "training.checkpoint_interval=2", "training.keep_last=2",
+            "schedule.warmup_steps=0"]  # fmt: skip
+    assert main(args) == 0
+    step_2, step_4 = sorted((tmp_path / "run" / "checkpoints").iterdir())
+    (step_4 / "model.safetensors").write_bytes(b"")
+    capsys.readouterr()
+    assert main([*args, "--resume", "latest"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{step_4 / 'model.safetensors'} is damaged" in err
+    assert err.endswith(f"--resume {step_2}") and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("stage", ["sft", "dpo", "grpo"])
+def test_post_training_refuses_a_run_directory_another_process_holds(
+    tmp_path: Path, corpus_text: str, capsys, stage: str
+) -> None:
+    base = str(make_base_checkpoint(tmp_path, corpus_text))
+    sft_data = write_jsonl(tmp_path / "sft.jsonl", greeting_records())
+    pairs = [json.loads(r) for r in greeting_records()]
+    dpo_data = write_jsonl(
+        tmp_path / "dpo.jsonl",
+        [
+            json.dumps({"prompt": r["prompt"], "chosen": r["response"], "rejected": "No."})
+            for r in pairs
+        ],
+    )
+    command = {
+        "sft": ["sft", "--base", base, "--data", str(sft_data)],
+        "dpo": ["dpo", "--policy", base, "--data", str(dpo_data)],
+        "grpo": ["grpo", "--policy", base],
+    }[stage]  # fmt: skip
+    run = tmp_path / "run"
+    with locked_by_another_process(run) as pid:
+        assert main([*command, "--out", str(run), "training.device=cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {run} is in use by process {pid} ")
+    assert len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in run.iterdir()) == [".lock"]  # nothing written

@@ -258,16 +258,26 @@ def _stage_config(cls: type, args: argparse.Namespace, **flags: object) -> objec
     return replace(cfg, **{key: value for key, value in flags.items() if value is not None})
 
 
-def _print_summary(result) -> None:  # noqa: ANN001 (a LoopResult; imported lazily)
+def _print_summary(result) -> int:  # noqa: ANN001 (a LoopResult; imported lazily)
+    """Say how a training command ended (finished, or stopped and how to go on); its status.
+
+    A stop by SIGINT/SIGTERM is not a finished run: the status is 130 or 143, as a shell reports
+    a process ended by that signal, so `scratchlm train ... && next-step` does not go on. A stop
+    at training.stop_after was asked for: 0.
+    """
+    status = 128 + result.stop_signal if result.stop_signal else 0
     if int(os.environ.get("RANK", "0")) != 0:
-        return
-    numbers = ", ".join(f"{k} {v:.4g}" for k, v in result.metrics.items())
-    if result.stopped:
-        print(f"{result.stage} stopped at step {result.step} of {result.steps}; continue with "
-              "--resume latest")  # fmt: skip
-    else:
+        return status
+    if not result.stopped:
+        numbers = ", ".join(f"{k} {v:.4g}" for k, v in result.metrics.items())
         print(f"{result.stage} finished at step {result.step}: {numbers}")
+    elif result.checkpoint:
+        print(f"{result.stage} stopped at step {result.step}; continue with --resume latest")
+    else:
+        print(f"{result.stage} stopped at step {result.step} before its first checkpoint; "
+              "start it again")  # fmt: skip
     print(f"run dir: {result.run_dir}; checkpoint: {result.checkpoint}")
+    return status
 
 
 def add_sft(sub: argparse._SubParsersAction) -> None:
@@ -297,8 +307,7 @@ def run_sft(args: argparse.Namespace) -> int:
         out_dir=args.out,
         skip_malformed=args.skip_malformed or None,
     )
-    _print_summary(sft(cfg, resume=args.resume))
-    return 0
+    return _print_summary(sft(cfg, resume=args.resume))
 
 
 def add_dpo(sub: argparse._SubParsersAction) -> None:
@@ -330,8 +339,7 @@ def run_dpo(args: argparse.Namespace) -> int:
         reference=args.reference,
         skip_malformed=args.skip_malformed or None,
     )
-    _print_summary(dpo(cfg, resume=args.resume))
-    return 0
+    return _print_summary(dpo(cfg, resume=args.resume))
 
 
 def add_grpo(sub: argparse._SubParsersAction) -> None:
@@ -352,8 +360,7 @@ def run_grpo(args: argparse.Namespace) -> int:
     from scratchlm.posttrain.grpo import run_grpo as grpo
 
     cfg = _stage_config(GRPOConfig, args, policy=args.policy, task=args.task, out_dir=args.out)
-    _print_summary(grpo(cfg, resume=args.resume))
-    return 0
+    return _print_summary(grpo(cfg, resume=args.resume))
 
 
 def add_task(sub: argparse._SubParsersAction) -> None:
@@ -445,7 +452,8 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         help="pretrain a TransformerLM on token files",
         description="Pretrain the model of --config on its token files. Under torchrun each "
         "process takes one device; the global batch is batch_size x grad_accum x processes "
-        "sequences. Ctrl-C (or SIGTERM) finishes the step, saves a checkpoint and exits.",
+        "sequences. Ctrl-C (or SIGTERM) finishes the step, saves a checkpoint and exits with "
+        "status 130 (143); --resume latest continues.",
     )
     p.add_argument(
         "--config", default=None, metavar="FILE", help="YAML or JSON config (see configs/)"
@@ -469,8 +477,8 @@ def run_train(args: argparse.Namespace) -> int:
     from scratchlm.config import load_config
     from scratchlm.train.pretrain import PretrainConfig, pretrain
 
-    _print_summary(pretrain(load_config(PretrainConfig, args.config, args.overrides), args.resume))
-    return 0
+    config = load_config(PretrainConfig, args.config, args.overrides)
+    return _print_summary(pretrain(config, args.resume))
 
 
 def _sampling_flags(p: argparse.ArgumentParser, max_new_tokens: int) -> None:

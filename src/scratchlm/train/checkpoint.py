@@ -11,28 +11,47 @@
 A checkpoint is written into a temporary directory beside the final one and renamed into place, so a
 crash or a full disk during a save leaves the previous checkpoints untouched. Loading never
 unpickles code: safetensors for weights, `torch.load(weights_only=True)` for the rest.
+
+A run directory is used by one process at a time (`lock_run`). Its `checkpoints/` hold one line of
+history: resuming from a step older than the newest moves the later checkpoints and metrics rows
+into `branches/<time>-resumed-at-step-<step>/` (`start_branch`), so `latest` is always the newest
+step of the branch being trained and nothing of the other branch is lost.
 """
 
+import fcntl
 import hashlib
 import json
+import logging
 import os
 import pickle
 import random
+import re
 import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from scratchlm.model.config import ModelConfig
 from scratchlm.model.transformer import TransformerLM
+from scratchlm.runtime import make_run_dir
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 2
 PREFIX = "step_"
+LOCK_FILE = ".lock"
+BRANCHES = "branches"
+# What save_checkpoint leaves behind when its process dies mid-save: (kind, checkpoint name, pid).
+TEMPORARY = re.compile(r"\.(tmp|old)-(step_\d+)-(\d+)")
 
 
 @dataclass(frozen=True)
@@ -51,27 +70,98 @@ def checkpoint_dir(root: Path, step: int) -> Path:
     return root / f"{PREFIX}{step:08d}"
 
 
+def checkpoint_step(path: Path) -> int:
+    """The step in a checkpoint directory's name (`step_00000040` -> 40)."""
+    return int(path.name.removeprefix(PREFIX))
+
+
 def list_checkpoints(root: Path) -> list[Path]:
     """Complete checkpoint directories under `root`, oldest step first."""
     if not root.is_dir():
         return []
     found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith(PREFIX)]
-    return sorted(found, key=lambda p: int(p.name.removeprefix(PREFIX)))
+    return sorted(found, key=checkpoint_step)
 
 
 def resolve_resume(resume: str, root: Path) -> Path:
-    """`latest` -> the newest checkpoint under `root`; anything else is a checkpoint path."""
+    """The intact checkpoint `--resume` names: `latest` is the newest under `root`, else a path.
+
+    A damaged one is refused with the damaged file; for `latest` the error also names the newest
+    intact checkpoint to pass to `--resume PATH`.
+    """
     if resume == "latest":
         found = list_checkpoints(root)
         if not found:
             raise FileNotFoundError(
                 f"--resume latest: no checkpoint under {root}; start without --resume"
             )
-        return found[-1]
-    path = Path(resume)
-    if not (path / "state.json").is_file():
-        raise FileNotFoundError(f"--resume {resume}: not a checkpoint directory (no state.json)")
-    return path
+        path = found[-1]
+    else:
+        path = Path(resume)
+        if not (path / "state.json").is_file():
+            raise FileNotFoundError(
+                f"--resume {resume}: not a checkpoint directory (no state.json)"
+            )
+    problem = checkpoint_problem(path)
+    if problem is None:
+        return path
+    if resume != "latest":
+        raise ValueError(f"--resume {resume}: {problem}; pass an intact checkpoint")
+    intact = next((p for p in reversed(found[:-1]) if checkpoint_problem(p) is None), None)
+    if intact is None:
+        raise ValueError(f"--resume latest: {problem}, and {root} holds no intact checkpoint")
+    raise ValueError(
+        f"--resume latest: the newest checkpoint is damaged: {problem}; continue from the newest "
+        f"intact one with --resume {intact}"
+    )
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """What makes checkpoint directory `path` unusable (`.../model.safetensors is damaged (...)`).
+
+    None when it is intact as far as a quick look can tell: both JSON files parse, the safetensors
+    header fits the file's size, and both torch files open, memory-mapped, with weights_only (their
+    zip directory sits at the end, so a truncated file fails). Loading is `load_checkpoint`'s job.
+    """
+    for name, read in PARTS.items():
+        file = path / name
+        if not file.is_file():
+            return f"{file} is missing"
+        try:
+            read(file)
+        except Exception as exc:  # each reader raises its own types; any of them means damage
+            reason = (str(exc).strip() or type(exc).__name__).splitlines()[0].split(". ")[0]
+            return f"{file} is damaged ({reason})"
+    return None
+
+
+def _read_state(file: Path) -> None:
+    state = json.loads(file.read_text())
+    if not isinstance(state, dict) or not isinstance(state.get("step"), int):
+        raise ValueError("not a JSON object with an integer step")
+
+
+def _read_config(file: Path) -> None:
+    if not isinstance(json.loads(file.read_text()), dict):
+        raise ValueError("not a JSON object")
+
+
+def _read_safetensors(file: Path) -> None:
+    with safe_open(str(file), "pt"):
+        pass
+
+
+def _read_torch(file: Path) -> None:
+    torch.load(file, map_location="cpu", weights_only=True, mmap=True)
+
+
+PARTS: dict[str, Callable[[Path], None]] = {
+    "state.json": _read_state,
+    "config.json": _read_config,
+    "model.safetensors": _read_safetensors,
+    "optimizer.pt": _read_torch,
+    "rng.pt": _read_torch,
+}
 
 
 def save_checkpoint(
@@ -187,12 +277,217 @@ def check_compatible(
 
 
 def prune_checkpoints(root: Path, keep_last: int, keep: Path | None = None) -> None:
-    """Delete all but the newest `keep_last` checkpoints, sparing `keep` (the best by val loss)."""
+    """Delete all but the newest `keep_last` checkpoints, sparing `keep` (the best by val loss).
+
+    A resumed run's start is its newest checkpoint until it saves another (`start_branch` moved
+    the later ones aside), so it survives until then.
+    """
     found = list_checkpoints(root)
     doomed = found[: max(0, len(found) - keep_last)]
     for path in doomed:
         if keep is None or path.resolve() != keep.resolve():
             shutil.rmtree(path, ignore_errors=True)
+
+
+def best_after(
+    best: tuple[float | None, int | None], step: int, val_loss: float | None
+) -> tuple[float | None, int | None]:
+    """The best (val loss, step) once the checkpoint at `step` is saved.
+
+    `val_loss` is the loss of the evaluation run at `step` itself, None when that step had none:
+    an older evaluation is never credited to a later checkpoint.
+    """
+    best_loss, _ = best
+    if val_loss is not None and (best_loss is None or val_loss < best_loss):
+        return val_loss, step
+    return best
+
+
+# ---------------------------------------------------------------- the run directory
+
+_HELD_LOCKS: dict[Path, int] = {}  # resolved run directory -> descriptor holding its flock
+
+
+def lock_run(run_dir: Path) -> None:
+    """Take `run_dir` for this process, or raise OSError naming the process that has it.
+
+    The lock is an flock on `<run_dir>/.lock`, which holds the owner's PID; the kernel drops it
+    when the process ends, however it ends. A process that holds it already keeps it.
+    """
+    key = run_dir.resolve()
+    if key in _HELD_LOCKS:
+        return
+    path = run_dir / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise OSError(f"cannot lock run directory {run_dir}: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "(PID not yet written)"
+        os.close(fd)
+        raise OSError(
+            f"{run_dir} is in use by process {owner} (it holds {path}): wait for it to end or stop "
+            "it, or use another run directory"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    _HELD_LOCKS[key] = fd
+
+
+def unlock_run(run_dir: Path) -> None:
+    """Release `lock_run`'s lock on `run_dir` (nothing happens if this process does not hold it)."""
+    fd = _HELD_LOCKS.pop(run_dir.resolve(), None)
+    if fd is not None:
+        os.ftruncate(fd, 0)
+        os.close(fd)
+
+
+@contextmanager
+def releasing_lock(run_dir: Path) -> Iterator[None]:
+    """Release `run_dir`'s lock (`lock_run`) when the block ends, however it ends."""
+    try:
+        yield
+    finally:
+        unlock_run(run_dir)
+
+
+def claim_run_dir(run_dir: Path, resume: str | None, fresh_hint: str) -> Path | None:
+    """Lock and tidy the run directory, creating it if needed; return the checkpoint to resume.
+
+    The writer (rank 0) calls this before anything reads or writes the directory. It locks first
+    when the directory exists, so a second process learns who holds it; a new directory is made
+    only after the checks passed. A run with checkpoints needs `resume`; `fresh_hint` says how
+    to start afresh instead.
+    """
+    root = run_dir / "checkpoints"
+    if run_dir.is_dir():
+        lock_run(run_dir)
+        remove_stale_temporaries(root)
+    resume_path = resolve_resume(resume, root) if resume else None
+    if resume_path is None and list_checkpoints(root):
+        raise ValueError(
+            f"{run_dir} already has checkpoints: pass --resume latest to continue, or {fresh_hint}"
+        )
+    make_run_dir(run_dir.name, run_dir.parent)
+    lock_run(run_dir)
+    return resume_path
+
+
+def remove_stale_temporaries(root: Path) -> None:
+    """Clean up after processes killed during `save_checkpoint` (call with the run locked).
+
+    A `.tmp-step_N-PID` folder of a process that is gone is deleted. A `.old-step_N-PID` folder,
+    the earlier copy of a re-saved step, goes back to `step_N` if the swap never finished.
+    """
+    if not root.is_dir():
+        return
+    removed = []
+    for path in sorted(root.iterdir()):
+        match = TEMPORARY.fullmatch(path.name)
+        if match is None or _alive(int(match[3])):
+            continue
+        final = root / match[2]
+        if match[1] == "old" and not final.exists():
+            path.rename(final)
+            log.info("restored %s, which a killed process was re-saving", final)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path.name)
+    if removed:
+        log.info("removed temporaries of killed processes from %s: %s", root, ", ".join(removed))
+
+
+def _alive(pid: int) -> bool:
+    """Whether another process with this PID exists (our own PID was a killed predecessor's)."""
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def start_branch(run_dir: Path, resume_path: Path | None, step: int) -> Path | None:
+    """Make the run directory hold the history of the branch about to be trained, up to `step`.
+
+    Resuming from `resume_path` at `step`: checkpoints that do not lead to it (the later ones of
+    `checkpoints/`, or all of them when it lies elsewhere) and their metrics rows move to
+    `branches/<time>-resumed-at-step-<step>/` with the config that trained them, and a log line
+    says where; returns that folder. Rows without such checkpoints come from an interrupted run
+    and are dropped, as are all rows when a run starts from scratch (`resume_path` None), so each
+    step appears once. Call on the writer, after the checkpoint loaded.
+    """
+    root, metrics = run_dir / "checkpoints", run_dir / "metrics.jsonl"
+    inside = resume_path is not None and resume_path.resolve().parent == root.resolve()
+    keep = step if inside else -1
+    later = [p for p in list_checkpoints(root) if checkpoint_step(p) > keep]
+    text = metrics.read_text() if metrics.is_file() else ""
+    kept, dropped = split_metrics(text, keep)
+    branch = None
+    if later:
+        branch = _new_branch_dir(run_dir, step)
+        (branch / "checkpoints").mkdir(parents=True)
+        if (run_dir / "config.json").is_file():
+            shutil.copy2(run_dir / "config.json", branch / "config.json")
+        _write_text(branch / "metrics.jsonl", "".join(dropped))
+        for path in later:
+            path.rename(branch / "checkpoints" / path.name)
+        log.info(
+            "resuming from %s, which is not this run's newest checkpoint: moved %s and %d "
+            "metrics rows to %s",
+            resume_path, ", ".join(p.name for p in later), len(dropped), branch,
+        )  # fmt: skip
+    elif dropped and not inside:
+        log.info("metrics.jsonl: dropped %d rows of an earlier run that left no checkpoint",
+                 len(dropped))  # fmt: skip
+    elif dropped:
+        log.info("metrics.jsonl: dropped %d rows past step %d, written by a run that was "
+                 "interrupted before it saved them", len(dropped), step)  # fmt: skip
+    if "".join(kept) != text:
+        _write_text(metrics, "".join(kept))
+    return branch
+
+
+def split_metrics(text: str, step: int) -> tuple[list[str], list[str]]:
+    """metrics.jsonl lines up to `step` and those past it, each ending in a newline.
+
+    A last line that does not parse is a write cut short by a kill: it is in neither list. Other
+    lines without a step stay.
+    """
+    kept, later = [], []
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                break
+            row = None
+        row_step = row.get("step", -1) if isinstance(row, dict) else -1
+        (kept if row_step <= step else later).append(line + "\n")
+    return kept, later
+
+
+def _new_branch_dir(run_dir: Path, step: int) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = run_dir / BRANCHES / f"{stamp}-resumed-at-step-{step}"
+    n = 2
+    while path.exists():
+        path = run_dir / BRANCHES / f"{stamp}-{n}-resumed-at-step-{step}"
+        n += 1
+    return path
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Replace `path` with `text` in one rename, so a crash leaves the old or the new content."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def tokenizer_hash(tokenizer_dir: Path | None) -> str | None:

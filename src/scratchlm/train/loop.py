@@ -39,7 +39,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from scratchlm.optimizers import clip_grad_norm
-from scratchlm.runtime import DistInfo, autocast, autocast_dtype, make_run_dir
+from scratchlm.runtime import DistInfo, autocast, autocast_dtype
 from scratchlm.schedulers import set_learning_rate
 from scratchlm.tokenizer import Tokenizer
 from scratchlm.train import checkpoint as ckpt
@@ -122,7 +122,8 @@ class Progress:
 
 @dataclass(frozen=True)
 class LoopResult:
-    """How a run ended: at `step` of `steps` (stopped early when step < steps)."""
+    """How a run ended: at `step` of `steps`; stopped early when step < steps, by `stop_signal`
+    (SIGINT or SIGTERM) or, when that is 0, at training.stop_after."""
 
     stage: str
     step: int
@@ -131,6 +132,7 @@ class LoopResult:
     metrics: dict[str, float]
     run_dir: Path
     checkpoint: Path | None
+    stop_signal: int = 0
 
     @property
     def stopped(self) -> bool:
@@ -138,13 +140,13 @@ class LoopResult:
 
 
 class StopRequest:
-    """Set by SIGINT/SIGTERM: the loop finishes its step, saves and exits."""
+    """Set by SIGINT/SIGTERM: the loop finishes its step, saves and exits. signum: 0 until then."""
 
     def __init__(self) -> None:
-        self.requested = False
+        self.signum = 0
 
     def __call__(self, signum: int, frame: Any) -> None:
-        self.requested = True
+        self.signum = signum
 
 
 @contextmanager
@@ -171,20 +173,32 @@ def train_loop(
     resume: None (fresh run), "latest" (newest checkpoint of the run directory) or a checkpoint
     path. A fresh run refuses a run directory that already has checkpoints.
     """
-    t, device = training, info.device
-    run_dir, root = stage.run_dir, stage.run_dir / "checkpoints"
-    resume_path = ckpt.resolve_resume(resume, root) if resume else None
-    if resume_path is None and ckpt.list_checkpoints(root):
-        raise ValueError(
-            f"{run_dir} already has checkpoints: pass --resume latest to continue, or choose "
-            "another run directory to start fresh"
-        )
+    run_dir = stage.run_dir
+    resume_path = None
+    if info.is_main:  # rank 0 alone locks and writes; every rank resumes from what it chose
+        hint = "use another run directory to start fresh"
+        resume_path = ckpt.claim_run_dir(run_dir, resume, hint)
+    resume_path = gather_objects(resume_path)[0]
+    try:
+        return run_steps(stage, training, optimizer_cfg, schedule, info, resume_path)
+    finally:
+        ckpt.unlock_run(run_dir)
+
+
+def run_steps(
+    stage: Stage,
+    t: TrainingConfig,
+    optimizer_cfg: OptimizerConfig,
+    schedule: ScheduleConfig,
+    info: DistInfo,
+    resume_path: Path | None,
+) -> LoopResult:
+    """`train_loop` once the run directory is claimed (locked, tidied, created)."""
+    device, run_dir, root = info.device, stage.run_dir, stage.run_dir / "checkpoints"
     amp_dtype = autocast_dtype(device, t.dtype)
     amp = autocast(device, amp_dtype)
     wrapped = stage.wrapped or stage.model
     progress = Progress()
-    if info.is_main:
-        make_run_dir(run_dir.name, run_dir.parent)
     tokenizer_dir = stage.tokenizer_dir
     if tokenizer_dir is None and stage.tokenizer is not None:
         tokenizer_dir = run_dir / "tokenizer"
@@ -195,6 +209,8 @@ def train_loop(
     tok_hash = ckpt.tokenizer_hash(tokenizer_dir)
     if resume_path is not None:
         progress = restore(resume_path, stage, tok_hash, t.parallel, info)
+    if info.is_main:
+        ckpt.start_branch(run_dir, resume_path, progress.step)
 
     metrics_log = None
     if info.is_main:
@@ -208,7 +224,8 @@ def train_loop(
         log.info("time budget %.0f s: measuring %d updates to size the run", budget, PROBE_STEPS)
     total = progress.total_steps
     spent_before = progress.budget_spent_s
-    last_ckpt: Path | None = None
+    last_ckpt: Path | None = resume_path
+    stop_signal = 0
     sums: dict[str, Tensor] = {}
     grad_norm = torch.zeros((), device=device)
     interval_start, interval_steps, run_start = perf_counter(), 0, perf_counter()
@@ -229,14 +246,16 @@ def train_loop(
             ):
                 log.warning("time budget overrun at step %d of %d: ending here", step, total)
                 total = progress.total_steps = step
-            stopping = agree_to_stop(stop.requested, device) or step == t.stop_after
-            last = step == total or stopping
+            stop_signal = agree_to_stop(stop.signum, device)
+            last = step == total or stop_signal != 0 or step == t.stop_after
             new_step = step > start or resume_path is None  # a resumed step was already evaluated
+            val_loss = None  # of an evaluation at this very step
 
             if stage.eval_fn is not None and new_step and (last or step % t.eval_interval == 0):
                 eval_start = perf_counter()
                 progress.last_val = evaluate(stage, amp)
                 probe.eval_s = perf_counter() - eval_start
+                val_loss = progress.last_val.get("val_loss")
                 if info.is_main:
                     metrics_log.write({"step": step, **progress.last_val})
                     log.info(
@@ -253,8 +272,8 @@ def train_loop(
 
             if step > start and (last or step % t.checkpoint_interval == 0):
                 progress.budget_spent_s = spent if budget is not None else 0.0
-                saved = save(root, stage, progress, t, optimizer_cfg, schedule, tok_hash,
-                             tokenizer_dir, info)  # fmt: skip
+                saved = save(root, stage, progress, val_loss, t, optimizer_cfg, schedule,
+                             tok_hash, tokenizer_dir, info)  # fmt: skip
                 last_ckpt = saved or last_ckpt
 
             if last:
@@ -311,8 +330,6 @@ def train_loop(
     if info.is_main:
         metrics_log.close()
         plot_loss_curve(run_dir / "metrics.jsonl", run_dir / "loss.png")
-    if last_ckpt is None and ckpt.list_checkpoints(root):  # resumed at the end: nothing new
-        last_ckpt = ckpt.list_checkpoints(root)[-1]
     return LoopResult(
         stage=stage.name,
         step=progress.step,
@@ -321,6 +338,7 @@ def train_loop(
         metrics={**progress.last_train, **progress.last_val},
         run_dir=run_dir,
         checkpoint=last_ckpt,
+        stop_signal=stop_signal if progress.step != total else 0,
     )
 
 
@@ -431,12 +449,12 @@ def evaluate(stage: Stage, amp: AbstractContextManager) -> dict[str, float]:
     return numbers
 
 
-def agree_to_stop(requested: bool, device: torch.device) -> bool:
-    """True when any rank caught a stop signal, so that all ranks stop at the same step."""
+def agree_to_stop(signum: int, device: torch.device) -> int:
+    """The stop signal any rank caught (0: none), so that all ranks stop at the same step."""
     if not torch.distributed.is_initialized():
-        return requested
-    flag = torch.tensor(float(requested), device=device)
-    return all_reduce(flag, "max").item() > 0
+        return signum
+    flag = torch.tensor(float(signum), device=device)
+    return int(all_reduce(flag, "max").item())
 
 
 def format_numbers(values: dict[str, float]) -> str:
@@ -509,6 +527,7 @@ def save(
     root: Path,
     stage: Stage,
     progress: Progress,
+    val_loss: float | None,
     training: TrainingConfig,
     optimizer_cfg: OptimizerConfig,
     schedule: ScheduleConfig,
@@ -518,13 +537,11 @@ def save(
 ) -> Path | None:
     """Checkpoint the run at `progress.step` (every rank calls; rank 0 writes) and prune old ones.
 
-    The newest `training.keep_last` checkpoints stay, plus the best by validation loss.
+    The newest `training.keep_last` checkpoints stay, plus the best by validation loss; val_loss
+    is the loss of the evaluation at this step (None without one), never an older one.
     """
-    val_loss = progress.last_val.get("val_loss")
-    if val_loss is not None and (
-        progress.best_val_loss is None or val_loss < progress.best_val_loss
-    ):
-        progress.best_val_loss, progress.best_step = val_loss, progress.step
+    best = ckpt.best_after((progress.best_val_loss, progress.best_step), progress.step, val_loss)
+    progress.best_val_loss, progress.best_step = best
     model_state, optim_state = full_state(stage.model, stage.optimizer, training.parallel)
     rng_ranks = gather_objects(ckpt.rng_state())
     if not info.is_main:
@@ -534,6 +551,7 @@ def save(
         "stage": stage.name,
         "step": progress.step,
         "tokens_seen": progress.tokens_seen,
+        "val_loss": val_loss,
         "best_val_loss": progress.best_val_loss,
         "best_step": progress.best_step,
         "schedule": {

@@ -246,4 +246,5 @@ def text_sample(
     model.eval()
     new = generate(model, [prompt], sampling, generator)[0]
     model.train(was_training)
-    return cfg.sample_prompt + tokenizer.decode(new)
+    # A model wider than its tokenizer (model.vocab_size padded up) may sample an id without text.
+    return cfg.sample_prompt + tokenizer.decode([i for i in new if i < tokenizer.vocab_size])
