@@ -14,6 +14,11 @@ median of its side's runs.
     python benchmarks/generate.py --threads 1     # the `small` preset shape, batch 1 and 8, CPU
     python benchmarks/generate.py --threads 1 --clock cpu   # the same on a busy shared machine
     python benchmarks/generate.py --device cuda --d-model 768 --layers 12 --heads 12 --d-ff 2048
+    python benchmarks/generate.py --device cuda --dtype bfloat16   # weights in bf16 on every side
+
+In float32 the no-cache recomputation must decode the very ids of the cached side (checked); in a
+lower precision near-ties may break differently, so the agreement is only reported.
+benchmarks/gpu_check.py calls `build_models` and `compare` for its rows.
 """
 
 import argparse
@@ -191,8 +196,6 @@ def main() -> None:
     rows = []
     for batch in args.batch_sizes:
         result = compare(model, hf, batch, args)
-        # In fp32 recomputation must give the very same ids; in lower precision, near-ties may
-        # break differently, so the count is only reported.
         assert dtype != torch.float32 or result["identical_to_no_cache"] == batch
         tps = [result["tok_per_s"][name] for name in SIDES]
         rows.append(tps)

@@ -5,6 +5,7 @@ benchmarks/gpu_check.py runs them on a GPU machine).
 """
 
 import json
+import os
 
 import pytest
 import torch
@@ -22,6 +23,9 @@ pytestmark = [
 ]
 
 CUDA = torch.device("cuda")
+# cuBLAS and torch's check of it read this setting once, at the process's first matrix product;
+# deterministic mode (the resume test) needs it, so it is set when the module is collected.
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 # Logits of the test model have a standard deviation of about 0.5 and reach about 2. bf16 keeps 8
 # significant bits, so a logit near 2 is stored to within 0.008; cached and full passes, which run
 # different kernels, differed by at most 0.012 on a CPU in bf16 (and from fp32 by 0.018).
@@ -76,12 +80,11 @@ def test_cached_greedy_tokens_are_the_argmax_of_recomputation_in_bf16() -> None:
 
 
 @pytest.fixture
-def deterministic(monkeypatch):
-    """Deterministic CUDA kernels (cuBLAS needs its workspace setting for that) and the math SDPA
-    backend, whose backward has no atomic adds: two runs can then agree bit for bit."""
+def deterministic():
+    """Deterministic CUDA kernels and the math SDPA backend, whose backward has no atomic adds:
+    two runs can then agree bit for bit."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True)
     with sdpa_kernel(SDPBackend.MATH):
         yield
@@ -112,12 +115,12 @@ def cuda_config(token_data: dict, out_dir, *overrides: str) -> PretrainConfig:
 
 
 def test_a_checkpoint_written_on_cuda_resumes_exactly(token_data, tmp_path, deterministic) -> None:
-    """8 steps in one run == 4 steps, a checkpoint, a fresh process state, and 4 more steps."""
+    """8 steps in one run == 4 steps, a checkpoint, and 4 more steps resumed from it (bf16
+    autocast, 2 micro-batches per step); the checkpoint holds the CUDA RNG state too."""
     pretrain(cuda_config(token_data, tmp_path / "a"))
     pretrain(cuda_config(token_data, tmp_path / "b", "training.stop_after=4"))
     middle = tmp_path / "b" / "checkpoints" / "step_00000004"
     assert "cuda" in torch.load(middle / "rng.pt", weights_only=True)["ranks"][0]
-    torch.cuda.manual_seed_all(12345)  # the resumed run must take the CUDA RNG from the checkpoint
     pretrain(cuda_config(token_data, tmp_path / "b"), resume="latest")
     a, b = (load_file(str(d / "checkpoints" / "step_00000008" / "model.safetensors"))
             for d in (tmp_path / "a", tmp_path / "b"))  # fmt: skip
