@@ -586,8 +586,10 @@ def pytest_lines(out: Path) -> list[str]:
 
 
 def train_step_lines(data: dict[str, Any]) -> list[str]:
+    dtype = data["autocast"].removeprefix("torch.")
+    forward = "Forward in float32" if dtype == "float32" else f"Forward under {dtype} autocast"
     lines = [
-        f"Forward under {data['autocast']} autocast, fp32 loss, backward, AdamW (ours: scratchlm "
+        f"{forward}, fp32 loss, backward, AdamW (ours: scratchlm "
         "AdamW + cross_entropy; HF: LlamaForCausalLM with SDPA, torch.optim.AdamW, "
         "F.cross_entropy), same weights; median step of "
         f"{data['plan']['rounds']} x {data['plan']['steps_per_round']} timed steps.",
