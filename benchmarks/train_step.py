@@ -16,6 +16,10 @@ gives each variant's minor page faults per step and the kernel's share of its CP
     python benchmarks/train_step.py                      # default shape, fp32 CPU
     python benchmarks/train_step.py --keep-freed-memory  # no page faults after warm-up
     python benchmarks/train_step.py --no-compile         # eager only
+    python benchmarks/train_step.py --device cuda --batch 128   # CUDA, bf16 autocast, with MFU
+
+On CUDA the forward runs under bf16 autocast on both sides (the loss in fp32), as `pretrain` runs
+it, and every timed step waits for the GPU. benchmarks/gpu_check.py calls `measure` for its rows.
 """
 
 import argparse
@@ -29,10 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from scratchlm.model import TransformerLM, cross_entropy
+from scratchlm.model import ModelConfig, TransformerLM, cross_entropy
 from scratchlm.model.hf import to_hf_llama
 from scratchlm.optimizers import AdamW
-from scratchlm.runtime import keep_freed_memory
+from scratchlm.runtime import autocast, autocast_dtype, keep_freed_memory, pick_device
+from scratchlm.train.metrics import mfu, peak_flops
 
 
 def make_step(
@@ -68,6 +73,8 @@ class Timings:
     ) -> None:
         before, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
         step(inputs, targets)
+        if inputs.is_cuda:
+            torch.cuda.synchronize(inputs.device)
         self.seconds.append(time.perf_counter() - start)
         after = resource.getrusage(resource.RUSAGE_SELF)
         self.faults += after.ru_minflt - before.ru_minflt
@@ -75,48 +82,78 @@ class Timings:
         self.kernel += after.ru_stime - before.ru_stime
 
 
-def build(args: argparse.Namespace, compile_model: bool) -> dict[str, Callable]:
-    """Fresh models and optimizers for one variant: {"ours": step, "hf": step}."""
+@dataclass(frozen=True)
+class Plan:
+    """How many steps each variant runs: untimed warm-up (more when compiled), then timed rounds."""
+
+    warmup: int = 3
+    compile_warmup: int = 3
+    rounds: int = 5
+    steps_per_round: int = 3
+
+
+def build(
+    config: ModelConfig,
+    compile_model: bool,
+    device: torch.device,
+    sides: tuple[str, ...] = ("ours", "hf"),
+) -> dict[str, Callable]:
+    """Fresh models and optimizers for one variant on `device`: {side: step} for `sides` ("ours",
+    "hf"). The forward runs under the device's autocast dtype (bf16 on CUDA), the loss in fp32."""
     torch.manual_seed(0)
-    ours = TransformerLM(
-        args.vocab, args.context, args.layers, args.d_model, args.heads, args.d_ff
-    ).train()
-    hf = to_hf_llama(ours, attn_implementation="sdpa").train()
-    hf.config.use_cache = False
+    ours = TransformerLM.from_config(config, device=device).train()
+    amp = autocast(device, autocast_dtype(device))
 
     def ours_loss(x: Tensor, y: Tensor) -> Tensor:
-        return cross_entropy(ours(x), y)
+        with amp:
+            logits = ours(x)
+        return cross_entropy(logits, y)
 
-    def hf_loss(x: Tensor, y: Tensor) -> Tensor:
-        logits = hf(input_ids=x, use_cache=False).logits
-        return F.cross_entropy(logits.view(-1, logits.shape[-1]), y.view(-1))
+    steps = {"ours": make_step(ours_loss, AdamW(ours.parameters(), lr=1e-4), compile_model)}
+    if "hf" in sides:
+        hf = to_hf_llama(ours, attn_implementation="sdpa").train()
+        hf.config.use_cache = False
 
-    return {
-        "ours": make_step(ours_loss, AdamW(ours.parameters(), lr=1e-4), compile_model),
-        "hf": make_step(hf_loss, torch.optim.AdamW(hf.parameters(), lr=1e-4), compile_model),
-    }
+        def hf_loss(x: Tensor, y: Tensor) -> Tensor:
+            with amp:
+                logits = hf(input_ids=x, use_cache=False).logits
+            return F.cross_entropy(logits.float().view(-1, logits.shape[-1]), y.view(-1))
+
+        hf_opt = torch.optim.AdamW(hf.parameters(), lr=1e-4)
+        steps["hf"] = make_step(hf_loss, hf_opt, compile_model)
+    return {side: steps[side] for side in sides}
 
 
-def measure(args: argparse.Namespace, modes: list[str]) -> dict[tuple[str, str], Timings]:
-    """Timings of every (mode, side), in rounds where each one runs `steps_per_round` steps."""
+def measure(
+    config: ModelConfig,
+    batch: int,
+    modes: list[str],
+    plan: Plan,
+    device: torch.device,
+    sides: tuple[str, ...] = ("ours", "hf"),
+) -> dict[tuple[str, str], Timings]:
+    """Timings of every (mode, side) on one fixed batch of `batch` sequences, in rounds where each
+    variant runs `plan.steps_per_round` steps."""
     steps = {}
     for mode in modes:
-        for name, step in build(args, compile_model=mode == "compile").items():
+        for name, step in build(config, mode == "compile", device, sides).items():
             steps[mode, name] = step
     gen = torch.Generator().manual_seed(1)
-    data = torch.randint(0, args.vocab, (args.batch, args.context + 1), generator=gen)
-    inputs, targets = data[:, :-1].contiguous(), data[:, 1:].contiguous()
+    data = torch.randint(0, config.vocab_size, (batch, config.context_length + 1), generator=gen)
+    inputs, targets = data[:, :-1].contiguous().to(device), data[:, 1:].contiguous().to(device)
     for (mode, name), step in steps.items():
-        warmup = args.warmup + (args.compile_warmup if mode == "compile" else 0)
+        warmup = plan.warmup + (plan.compile_warmup if mode == "compile" else 0)
         for _ in range(warmup):
             step(inputs, targets)
+        if inputs.is_cuda:
+            torch.cuda.synchronize(device)
         print(f"  warmed up {name} {mode} ({warmup} steps)", flush=True)
     times = {key: Timings() for key in steps}
-    for i in range(args.rounds):
+    for i in range(plan.rounds):
         for key, step in steps.items():
-            for _ in range(args.steps_per_round):
+            for _ in range(plan.steps_per_round):
                 times[key].run(step, inputs, targets)
-        print(f"  round {i + 1}/{args.rounds}", flush=True)
+        print(f"  round {i + 1}/{plan.rounds}", flush=True)
     return times
 
 
@@ -129,6 +166,7 @@ def main() -> None:
     parser.add_argument("--heads", type=int, default=16)
     parser.add_argument("--d-ff", type=int, default=1344)
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--device", default="cpu", help="cpu (fp32) or cuda (bf16 autocast)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps before timing")
     parser.add_argument("--compile-warmup", type=int, default=3, help="extra warm-up if compiled")
     parser.add_argument("--rounds", type=int, default=5)
@@ -141,34 +179,52 @@ def main() -> None:
         "scratchlm's training commands do on a CPU",
     )
     args = parser.parse_args()
+    try:
+        device = pick_device(args.device)
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.keep_freed_memory and not keep_freed_memory(torch.device("cpu")):
         parser.error("--keep-freed-memory needs glibc's mallopt, which this C library lacks")
+    config = ModelConfig(
+        args.vocab, args.context, args.layers, args.d_model, args.heads, d_ff=args.d_ff
+    )
+    plan = Plan(args.warmup, args.compile_warmup, args.rounds, args.steps_per_round)
 
+    if device.type == "cuda":
+        where = f"{torch.cuda.get_device_name(device)}, bf16 autocast"
+    else:
+        where = f"fp32 CPU ({torch.get_num_threads()} threads)"
     print(
-        f"train step, fp32 CPU ({torch.get_num_threads()} threads), torch {torch.__version__}: "
+        f"train step, {where}, torch {torch.__version__}: "
         f"V={args.vocab} T={args.context} L={args.layers} C={args.d_model} H={args.heads} "
         f"d_ff={args.d_ff} B={args.batch}, malloc "
         f"{'keeps freed memory' if args.keep_freed_memory else 'defaults'}",
         flush=True,
     )
     modes = ["eager"] if args.no_compile else ["eager", "compile"]
-    times = measure(args, modes)
+    times = measure(config, args.batch, modes, plan, device)
     tokens = args.batch * args.context
     rate = {key: tokens / statistics.median(t.seconds) for key, t in times.items()}
     hf_eager = rate["eager", "hf"]
+    peak = peak_flops(device)
+    extra = "| MFU, ours / HF |" if peak else ""
     print(
         "\n| mode | ours tok/s | HF Llama tok/s | ours / HF (same mode) | ours / HF eager "
-        "| page faults per step, ours / HF | kernel share of CPU time, ours / HF |"
+        f"| page faults per step, ours / HF | kernel share of CPU time, ours / HF |{extra}"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|" + ("---|" if peak else ""))
     for mode in modes:
         ours, hf = rate[mode, "ours"], rate[mode, "hf"]
         t_ours, t_hf = times[mode, "ours"], times[mode, "hf"]
         faults = " / ".join(f"{t.faults / len(t.seconds):,.0f}" for t in (t_ours, t_hf))
         kernel = " / ".join(f"{100 * t.kernel / (t.user + t.kernel):.1f}%" for t in (t_ours, t_hf))
+        util = ""
+        if peak:
+            shares = (100 * mfu(r, config.flops_per_token(), peak) for r in (ours, hf))
+            util = " " + " / ".join(f"{u:.1f}%" for u in shares) + " |"
         print(
             f"| {mode} | {ours:,.0f} | {hf:,.0f} | {ours / hf:.2f}x | {ours / hf_eager:.2f}x "
-            f"| {faults} | {kernel} |"
+            f"| {faults} | {kernel} |{util}"
         )
     # Each round's own ratio shows how much of the spread is the machine rather than the code.
     n = args.steps_per_round
