@@ -262,8 +262,8 @@ def part_pretrain(ctx: Context) -> int:
         f"training.checkpoint_interval={half}",
         f"training.device={ctx.device}",
         f"schedule.warmup_steps={steps // 10}",
-        f"eval.interval={half}",
-        f"logging.log_interval={2 if ctx.tiny else 25}",
+        f"training.eval_interval={half}",
+        f"training.log_interval={2 if ctx.tiny else 25}",
     ]
     if ctx.tiny:
         overrides += ("model.vocab_size=512 model.context_length=64 model.num_layers=1 "

@@ -107,8 +107,8 @@ def cuda_config(token_data: dict, out_dir, *overrides: str) -> PretrainConfig:
         "training.grad_accum=2",
         "training.device=cuda",
         "training.checkpoint_interval=4",
-        "eval.interval=4",
-        "logging.log_interval=2",
+        "training.eval_interval=4",
+        "training.log_interval=2",
         f"logging.out_dir={out_dir}",
     ]
     return load_config(PretrainConfig, None, base + list(overrides))
