@@ -12,6 +12,7 @@ import ctypes
 import ctypes.util
 import os
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,6 +134,16 @@ def teardown_distributed() -> None:
     """Leave the process group if one was started."""
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def process_group(device_name: str = "auto") -> Iterator[DistInfo]:
+    """`init_distributed` for the block, `teardown_distributed` when it ends, however it ends."""
+    info = init_distributed(device_name)
+    try:
+        yield info
+    finally:
+        teardown_distributed()
 
 
 def is_main() -> bool:

@@ -11,10 +11,12 @@ the next post-training stage read them like any other.
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
+from scratchlm.config import to_dict
 from scratchlm.model.transformer import TransformerLM
 from scratchlm.posttrain.vocab import resize_token_embeddings
 from scratchlm.runtime import DistInfo, keep_freed_memory, seed_everything
@@ -29,6 +31,7 @@ from scratchlm.train.config import (
     check_schedule,
 )
 from scratchlm.train.distributed import wrap_model
+from scratchlm.train.loop import BatchSource, EvalFn, LossFn, Stage
 
 # Post-training runs are short: fewer steps, smaller batches, one checkpoint kept.
 POSTTRAIN_TRAINING = TrainingConfig(
@@ -67,6 +70,34 @@ class Policy:
     wrapped: nn.Module
     tokenizer: Tokenizer
     optimizer: torch.optim.Optimizer
+
+
+def policy_stage(
+    name: str,
+    cfg: Any,
+    policy: Policy,
+    batches: BatchSource,
+    loss_fn: LossFn,
+    eval_fn: EvalFn,
+) -> Stage:
+    """The `Stage` of a post-training run of `policy` into `cfg.out_dir`.
+
+    Its config.json (and every checkpoint's) holds the model's config and the stage's.
+    """
+    model = policy.model
+    return Stage(
+        name=name,
+        run_dir=Path(cfg.out_dir),
+        config={"model": model.config.to_dict(), "stage": name, **to_dict(cfg)},
+        model=model,
+        optimizer=policy.optimizer,
+        batches=batches,
+        loss_fn=loss_fn,
+        wrapped=policy.wrapped,
+        eval_fn=eval_fn,
+        tokenizer=policy.tokenizer,
+        flops_per_token=model.config.flops_per_token(),
+    )
 
 
 def load_chat_model(path: str | Path, device: torch.device) -> tuple[TransformerLM, Tokenizer]:

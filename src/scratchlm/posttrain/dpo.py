@@ -11,12 +11,10 @@ response relative to the rejected one more than the reference does.
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from scratchlm.config import to_dict
 from scratchlm.data.preference import collate_pairs, load_preference_pairs
 from scratchlm.data.sft import ShuffledBatches, split_held_out
 from scratchlm.posttrain.common import (
@@ -25,13 +23,14 @@ from scratchlm.posttrain.common import (
     default_schedule,
     default_training,
     load_reference,
+    policy_stage,
     start_policy,
 )
 from scratchlm.posttrain.functional import dpo_loss, pair_log_probs
-from scratchlm.runtime import DistInfo, init_distributed, teardown_distributed
+from scratchlm.runtime import DistInfo, process_group
 from scratchlm.tokenizer.chat import chat_tokens
 from scratchlm.train.config import OptimizerConfig, ScheduleConfig, TrainingConfig
-from scratchlm.train.loop import LoopResult, Stage, train_loop
+from scratchlm.train.loop import LoopResult, train_loop
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +83,8 @@ def run_dpo(cfg: DPOConfig, resume: str | None = None) -> LoopResult:
     """Train `cfg.policy` on preference pairs (data parallel under torchrun)."""
     if not cfg.policy or not cfg.data:
         raise ValueError("dpo needs a policy checkpoint and a data file: --policy DIR --data FILE")
-    info = init_distributed(cfg.training.device)
-    try:
+    with process_group(cfg.training.device) as info:
         return _run_dpo(cfg, resume, info)
-    finally:
-        teardown_distributed()
 
 
 def _run_dpo(cfg: DPOConfig, resume: str | None, info: DistInfo) -> LoopResult:
@@ -134,17 +130,5 @@ def _run_dpo(cfg: DPOConfig, resume: str | None, info: DistInfo) -> LoopResult:
             "val_accuracy": stats["accuracy"].item(),
         }
 
-    stage = Stage(
-        name="dpo",
-        run_dir=Path(cfg.out_dir),
-        config={"model": model.config.to_dict(), "stage": "dpo", **to_dict(cfg)},
-        model=model,
-        optimizer=policy.optimizer,
-        batches=batches,
-        loss_fn=loss_fn,
-        wrapped=policy.wrapped,
-        eval_fn=eval_fn,
-        tokenizer=tokenizer,
-        flops_per_token=model.config.flops_per_token(),
-    )
+    stage = policy_stage("dpo", cfg, policy, batches, loss_fn, eval_fn)
     return train_loop(stage, t, cfg.optimizer, cfg.schedule, info, resume)

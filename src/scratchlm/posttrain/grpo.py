@@ -12,13 +12,11 @@ to the reference model uses the non-negative estimator exp(r) - r - 1, r = logp_
 """
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from scratchlm.config import to_dict
 from scratchlm.data.sft import collate, shift_labels
 from scratchlm.eval.tasks import EVAL_SEED, Task, get_task, greedy_answers
 from scratchlm.model.generate import SamplingConfig, generate
@@ -28,6 +26,7 @@ from scratchlm.posttrain.common import (
     default_optimizer,
     default_training,
     load_reference,
+    policy_stage,
     start_policy,
 )
 from scratchlm.posttrain.functional import (
@@ -40,11 +39,11 @@ from scratchlm.posttrain.functional import (
     masked_mean,
     response_mean,
 )
-from scratchlm.runtime import DistInfo, init_distributed, teardown_distributed
+from scratchlm.runtime import DistInfo, process_group
 from scratchlm.tokenizer.chat import chat_tokens, render_prompt
 from scratchlm.tokenizer.tokenizer import Tokenizer
 from scratchlm.train.config import OptimizerConfig, ScheduleConfig, TrainingConfig
-from scratchlm.train.loop import LoopResult, Stage, train_loop
+from scratchlm.train.loop import LoopResult, train_loop
 
 ADVANTAGE_EPS = 1e-6
 
@@ -238,11 +237,8 @@ def run_grpo(cfg: GRPOConfig, resume: str | None = None, task: Task | None = Non
     if not cfg.policy:
         raise ValueError("grpo needs a policy checkpoint: --policy DIR")
     task = task or get_task(cfg.task)
-    info = init_distributed(cfg.training.device)
-    try:
+    with process_group(cfg.training.device) as info:
         return _run_grpo(cfg, resume, task, info)
-    finally:
-        teardown_distributed()
 
 
 def _run_grpo(cfg: GRPOConfig, resume: str | None, task: Task, info: DistInfo) -> LoopResult:
@@ -283,17 +279,12 @@ def _run_grpo(cfg: GRPOConfig, resume: str | None, task: Task, info: DistInfo) -
             "eval_rate": sum(r >= 1.0 for r in rewards) / len(rewards),
         }
 
-    stage = Stage(
-        name="grpo",
-        run_dir=Path(cfg.out_dir),
-        config={"model": model.config.to_dict(), "stage": "grpo", **to_dict(cfg)},
-        model=model,
-        optimizer=policy.optimizer,
-        batches=RolloutSource(model, tokenizer, task, cfg, reference, info),
-        loss_fn=loss_fn,
-        wrapped=policy.wrapped,
-        eval_fn=eval_fn,
-        tokenizer=tokenizer,
-        flops_per_token=model.config.flops_per_token(),
+    stage = policy_stage(
+        "grpo",
+        cfg,
+        policy,
+        RolloutSource(model, tokenizer, task, cfg, reference, info),
+        loss_fn,
+        eval_fn,
     )
     return train_loop(stage, t, cfg.optimizer, cfg.schedule, info, resume)

@@ -11,12 +11,10 @@ words and to end its turn with `<|end|>`.
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from scratchlm.config import to_dict
 from scratchlm.data.sft import (
     Example,
     ShuffledBatches,
@@ -30,13 +28,14 @@ from scratchlm.posttrain.common import (
     default_optimizer,
     default_schedule,
     default_training,
+    policy_stage,
     start_policy,
 )
 from scratchlm.posttrain.functional import get_response_log_probs, masked_normalize
-from scratchlm.runtime import DistInfo, init_distributed, teardown_distributed
+from scratchlm.runtime import DistInfo, process_group
 from scratchlm.tokenizer.chat import chat_tokens
 from scratchlm.train.config import OptimizerConfig, ScheduleConfig, TrainingConfig
-from scratchlm.train.loop import LoopResult, Stage, train_loop
+from scratchlm.train.loop import LoopResult, train_loop
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +85,8 @@ def run_sft(cfg: SFTConfig, resume: str | None = None) -> LoopResult:
     """Fine-tune `cfg.base` on `cfg.data` (data parallel under torchrun)."""
     if not cfg.base or not cfg.data:
         raise ValueError("sft needs a base checkpoint and a data file: --base DIR --data FILE")
-    info = init_distributed(cfg.training.device)
-    try:
+    with process_group(cfg.training.device) as info:
         return _run_sft(cfg, resume, info)
-    finally:
-        teardown_distributed()
 
 
 def _run_sft(cfg: SFTConfig, resume: str | None, info: DistInfo) -> LoopResult:
@@ -115,17 +111,5 @@ def _run_sft(cfg: SFTConfig, resume: str | None, info: DistInfo) -> LoopResult:
     def eval_fn() -> dict[str, float]:
         return {"val_loss": held_out_loss(model, held, t.batch_size, pad_id, device)}
 
-    stage = Stage(
-        name="sft",
-        run_dir=Path(cfg.out_dir),
-        config={"model": model.config.to_dict(), "stage": "sft", **to_dict(cfg)},
-        model=model,
-        optimizer=policy.optimizer,
-        batches=batches,
-        loss_fn=loss_fn,
-        wrapped=policy.wrapped,
-        eval_fn=eval_fn,
-        tokenizer=tokenizer,
-        flops_per_token=model.config.flops_per_token(),
-    )
+    stage = policy_stage("sft", cfg, policy, batches, loss_fn, eval_fn)
     return train_loop(stage, t, cfg.optimizer, cfg.schedule, info, resume)

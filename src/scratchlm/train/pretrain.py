@@ -31,10 +31,9 @@ from scratchlm.runtime import (
     autocast_dtype,
     base_dir,
     enable_tf32,
-    init_distributed,
     keep_freed_memory,
+    process_group,
     seed_everything,
-    teardown_distributed,
 )
 from scratchlm.tokenizer import Tokenizer
 from scratchlm.train.config import (
@@ -129,11 +128,8 @@ def pretrain(cfg: PretrainConfig, resume: str | None = None) -> LoopResult:
     resume: None (fresh run), "latest" (newest checkpoint of this run directory) or a checkpoint
     path.
     """
-    info = init_distributed(cfg.training.device)
-    try:
+    with process_group(cfg.training.device) as info:
         return _pretrain(cfg, resume, info)
-    finally:
-        teardown_distributed()
 
 
 def _pretrain(cfg: PretrainConfig, resume: str | None, info: DistInfo) -> LoopResult:
