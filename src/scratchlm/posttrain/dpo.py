@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from scratchlm.config import to_dict
+from scratchlm.config import Command, Flag, to_dict
 from scratchlm.data.preference import collate_pairs, load_preference_pairs
 from scratchlm.data.sft import ShuffledBatches, split_held_out
 from scratchlm.posttrain.common import (
@@ -161,3 +161,20 @@ def _run_dpo(cfg: DPOConfig, resume: str | None, info: DistInfo) -> LoopResult:
         flops_per_token=model.config.flops_per_token(),
     )
     return train_loop(stage, t, cfg.optimizer, cfg.schedule, info, resume)
+
+
+COMMAND = Command(
+    run=run_dpo,
+    config=DPOConfig,
+    resume=True,
+    description='Train --policy on preference pairs, one per line: {"prompt": ..., "chosen": '
+    '..., "rejected": ...}, against a frozen reference (the starting policy unless '
+    "--reference is given).",
+    flags={
+        "--policy": Flag("policy", "checkpoint to train, usually the SFT output", "CHECKPOINT"),
+        "--data": Flag("data", "preference records", "FILE.jsonl"),
+        "--reference": Flag("reference", "reference checkpoint, same model shape", "CHECKPOINT"),
+        "--out": Flag("out_dir", "run directory", "DIR"),
+        "--skip-malformed": Flag("skip_malformed", "skip and count bad lines"),
+    },
+)

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from scratchlm.config import to_dict
+from scratchlm.config import Command, Flag, to_dict
 from scratchlm.data.sft import (
     Example,
     ShuffledBatches,
@@ -137,3 +137,19 @@ def _run_sft(cfg: SFTConfig, resume: str | None, info: DistInfo) -> LoopResult:
         flops_per_token=model.config.flops_per_token(),
     )
     return train_loop(stage, t, cfg.optimizer, cfg.schedule, info, resume)
+
+
+COMMAND = Command(
+    run=run_sft,
+    config=SFTConfig,
+    resume=True,
+    description='Fine-tune --base on conversations, one per line: {"messages": [{"role": ..., '
+    '"content": ...}, ...]} or {"prompt": ..., "response": ...}. The loss covers the '
+    "assistant's tokens only. The chat tokens are added and the model grows to match.",
+    flags={
+        "--base": Flag("base", "checkpoint or run dir to fine-tune", "CHECKPOINT"),
+        "--data": Flag("data", "chat records", "FILE.jsonl"),
+        "--out": Flag("out_dir", "run directory", "DIR"),
+        "--skip-malformed": Flag("skip_malformed", "skip and count bad lines"),
+    },
+)

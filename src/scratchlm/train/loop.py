@@ -126,6 +126,16 @@ class LoopResult:
     def stopped(self) -> bool:
         return self.step < self.steps
 
+    def __str__(self) -> str:
+        """What the training commands print at the end: how the run ended and where it is."""
+        if self.stopped:
+            end = (f"{self.stage} stopped at step {self.step} of {self.steps}; continue with "
+                   "--resume latest")  # fmt: skip
+        else:
+            numbers = ", ".join(f"{k} {v:.4g}" for k, v in self.metrics.items())
+            end = f"{self.stage} finished at step {self.step}: {numbers}"
+        return f"{end}\nrun dir: {self.run_dir}; checkpoint: {self.checkpoint}"
+
 
 class StopRequest:
     """Set by SIGINT/SIGTERM: the loop finishes its step, saves and exits."""

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from scratchlm.config import to_dict
+from scratchlm.config import Command, to_dict
 from scratchlm.data.loader import TokenSampler, eval_batches, open_tokens
 from scratchlm.eval.loss import eval_metrics, loss_sums
 from scratchlm.model.config import ModelConfig, tiny
@@ -242,3 +242,13 @@ def text_sample(
     new = generate(model, [prompt], sampling, generator)[0]
     model.train(was_training)
     return cfg.sample_prompt + tokenizer.decode(new)
+
+
+COMMAND = Command(
+    run=pretrain,
+    config=PretrainConfig,
+    resume=True,
+    description="Pretrain the config's model on its token files (see configs/). Under torchrun "
+    "each process takes one device; the global batch is batch_size x grad_accum x processes "
+    "sequences. Ctrl-C (or SIGTERM) finishes the step, saves a checkpoint and exits.",
+)
