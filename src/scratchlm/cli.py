@@ -162,10 +162,8 @@ def declare(p: argparse.ArgumentParser, command: Command) -> None:
         kind = value_kind(command.config, spec.key)
         default = reduce(dict.__getitem__, spec.key.split("."), defaults)
         shown = "" if default in ("", None) or isinstance(default, bool) else f", default {default}"
-        options = {
-            "metavar": spec.metavar or spec.key.upper(),
-            "nargs": "*" if kind == "list" else None,
-        }
+        options = {"metavar": spec.metavar or spec.key.upper(), "action": Once,
+                   "nargs": "*" if kind == "list" else None}  # fmt: skip
         if kind == "bool":
             options = {"action": "store_true"}
         p.add_argument(flag, dest=flag, help=f"{spec.help} ({spec.key}{shown})", **options)
@@ -183,6 +181,17 @@ def declare(p: argparse.ArgumentParser, command: Command) -> None:
     p.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, typed by the key"
     )
+
+
+class Once(argparse.Action):
+    """Store a flag's value; the same flag again with another value is an error."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option: str | None = None) -> None:  # fmt: skip
+        if getattr(namespace, self.dest) not in (None, values):
+            parser.error(f"{option} is given twice, as {getattr(namespace, self.dest)} and as "
+                         f"{values}: give it once")  # fmt: skip
+        setattr(namespace, self.dest, values)
 
 
 def build_parser(load: Sequence[str] | None = None) -> argparse.ArgumentParser:

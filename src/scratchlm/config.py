@@ -40,18 +40,26 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
     """Build dataclass `cls` from `data`, converting each value by its field type.
 
-    Missing keys take the field default; an unknown key raises ValueError naming the valid keys.
+    Missing keys take the field default; a section given in part takes the rest from the field's
+    default section (as an override into it does), not from its class's defaults. An unknown key
+    raises ValueError naming the valid keys.
     """
     if not isinstance(data, dict):
         raise ValueError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(data) - set(names))
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ValueError(
             f"unknown config key {where}{unknown[0]!s}; valid keys under "
-            f"{where.rstrip('.') or 'the top level'}: {', '.join(names)}"
+            f"{where.rstrip('.') or 'the top level'}: {', '.join(fields)}"
         )
+    data = {
+        key: {**_default_dict(fields[key]), **value}
+        if isinstance(value, dict) and _dataclass_in(hints[key])
+        else value
+        for key, value in data.items()
+    }
     kwargs = {key: _convert(value, hints[key], f"{where}{key}") for key, value in data.items()}
     try:
         return cls(**kwargs)
@@ -322,6 +330,14 @@ class Arg:
 def arg(*names: str, **options: Any) -> Arg:
     """An `Arg`, written like a call to `argparse.ArgumentParser.add_argument`."""
     return Arg(names, options)
+
+
+# Arguments several commands share.
+CHECKPOINT_ARG = arg("--checkpoint", required=True, metavar="DIR", help="checkpoint or run dir")
+DEVICE_ARG = arg("--device", default="auto", help="auto, cpu, cuda, mps (default auto)")
+OUT_DIR_ARG = arg(
+    "--out", dest="out_dir", type=Path, required=True, metavar="DIR", help="output directory"
+)
 
 
 @dataclasses.dataclass(frozen=True)

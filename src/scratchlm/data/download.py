@@ -27,7 +27,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from scratchlm.config import Command, arg
+from scratchlm.config import OUT_DIR_ARG, Command, arg
 
 log = logging.getLogger(__name__)
 
@@ -169,13 +169,6 @@ COMMAND = Command(
     "against the SHA-256 the host publishes, gzip files decompressed.",
     args=(
         arg("name", choices=list(SOURCES), help="which corpus"),
-        arg(
-            "--out",
-            dest="out_dir",
-            type=Path,
-            required=True,
-            metavar="DIR",
-            help="output directory",
-        ),
+        OUT_DIR_ARG,
     ),
 )

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from scratchlm.config import Command, arg
+from scratchlm.config import OUT_DIR_ARG, Command, arg
 
 log = logging.getLogger(__name__)
 
@@ -160,14 +160,7 @@ COMMAND = Command(
     "Then run train-tokenizer and tokenize on the result.",
     args=(
         arg("inputs", type=Path, nargs="+", help="files or folders"),
-        arg(
-            "--out",
-            dest="out_dir",
-            type=Path,
-            required=True,
-            metavar="DIR",
-            help="output directory",
-        ),
+        OUT_DIR_ARG,
         arg("--text-field", default="text", help="JSONL key / parquet column (text)"),
         arg("--valid-fraction", type=float, default=0.01, help="held out (0.01)"),
         arg("--seed", type=int, default=0, help="seed of the split (0)"),

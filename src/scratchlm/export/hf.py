@@ -26,7 +26,7 @@ from typing import Any
 
 from safetensors.torch import load_file, save_file
 
-from scratchlm.config import Command, arg
+from scratchlm.config import CHECKPOINT_ARG, Command, arg
 from scratchlm.model.config import ModelConfig
 from scratchlm.model.hf import (
     check_llama_compatible,
@@ -198,10 +198,12 @@ def _staging(out: Path) -> Iterator[Path]:
 
 
 def export_command(checkpoint: str, out: Path) -> str:
+    """`scratchlm export-hf`: `export_hf`, then where it wrote."""
     return f"exported to {export_hf(checkpoint, out)}"
 
 
 def import_command(hf_dir: Path, out: Path) -> str:
+    """`scratchlm import-hf`: `import_hf`, then where it wrote."""
     return f"checkpoint written to {import_hf(hf_dir, out)}"
 
 
@@ -210,7 +212,7 @@ EXPORT_COMMAND = Command(
     description="Write safetensors weights, config.json (LlamaForCausalLM) and tokenizer "
     "files that transformers' AutoModelForCausalLM / AutoTokenizer load offline.",
     args=(
-        arg("--checkpoint", required=True, metavar="DIR", help="checkpoint or run dir"),
+        CHECKPOINT_ARG,
         arg("--out", type=Path, required=True, metavar="DIR", help="new output directory"),
     ),
 )

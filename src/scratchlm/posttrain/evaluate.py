@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from scratchlm.config import Command, arg
+from scratchlm.config import CHECKPOINT_ARG, DEVICE_ARG, Command, arg
 from scratchlm.eval.tasks import EVAL_SEED, evaluate
 from scratchlm.model.generate import decode_layout
 from scratchlm.posttrain.common import load_chat_model
@@ -54,10 +54,10 @@ COMMAND = Command(
     description="Greedy answers to seeded held-out instructions, in the chat template; "
     "prints the fraction that meet every constraint.",
     args=(
-        arg("--checkpoint", required=True, metavar="DIR", help="checkpoint or run dir"),
+        CHECKPOINT_ARG,
         arg("--n", type=int, default=200, help="instructions (default 200)"),
         arg("--seed", type=int, default=EVAL_SEED, help=f"instruction seed (default {EVAL_SEED})"),
-        arg("--device", default="auto", help="auto, cpu, cuda, mps (default auto)"),
+        DEVICE_ARG,
         arg("--json", dest="json_path", type=Path, metavar="FILE", help="also write the result"),
     ),
 )

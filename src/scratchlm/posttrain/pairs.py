@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from scratchlm.config import Command, arg
+from scratchlm.config import CHECKPOINT_ARG, DEVICE_ARG, Command, arg
 from scratchlm.eval.tasks import get_task, self_preference_records, write_jsonl
 from scratchlm.model.generate import decode_layout
 from scratchlm.posttrain.common import load_chat_model
@@ -59,11 +59,11 @@ COMMAND = Command(
     "the rejected side (a demonstration the chosen one), a correct answer the chosen side (a "
     "near miss the rejected one).",
     args=(
-        arg("--checkpoint", required=True, metavar="DIR", help="checkpoint or run dir"),
+        CHECKPOINT_ARG,
         arg("--out", type=Path, required=True, metavar="FILE", help="output .jsonl"),
         arg("--task", default="default", help="default, arithmetic or story"),
         arg("--n", type=int, default=1000, help="pairs (default 1000)"),
         arg("--seed", type=int, default=0, help="prompt seed (default 0)"),
-        arg("--device", default="auto", help="auto, cpu, cuda, mps (default auto)"),
+        DEVICE_ARG,
     ),
 )

@@ -10,7 +10,7 @@ import sys
 from dataclasses import replace
 from typing import Any
 
-from scratchlm.config import Arg, Command, arg
+from scratchlm.config import CHECKPOINT_ARG, DEVICE_ARG, Arg, Command, arg
 from scratchlm.inference.engine import Engine
 from scratchlm.model.generate import SamplingConfig
 
@@ -107,14 +107,14 @@ def _fitted_prompt(
 def sampling_args(max_new_tokens: int) -> tuple[Arg, ...]:
     """What generate and chat take: checkpoint, device, seed and the SamplingConfig fields."""
     return (
-        arg("--checkpoint", required=True, metavar="DIR", help="checkpoint or run dir"),
+        CHECKPOINT_ARG,
         arg("--temperature", type=float, default=0.8, help="0 = greedy (default 0.8)"),
         arg("--top-k", type=int, default=None, help="keep the k most likely (default off)"),
         arg("--top-p", type=float, default=0.95, help="nucleus mass (default 0.95)"),
         arg("--max-new-tokens", type=int, default=max_new_tokens,
             help=f"per reply, at most the context left (default {max_new_tokens})"),
         arg("--seed", type=int, default=None, help="sampling seed (default random)"),
-        arg("--device", default="auto", help="auto, cpu, cuda, mps (default auto)"),
+        DEVICE_ARG,
     )  # fmt: skip
 
 

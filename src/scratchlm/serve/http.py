@@ -26,7 +26,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
-from scratchlm.config import Command, arg
+from scratchlm.config import CHECKPOINT_ARG, DEVICE_ARG, Command, arg
 from scratchlm.inference.engine import Engine, TextStream
 from scratchlm.model.generate import SamplingConfig
 from scratchlm.serve.page import PAGE_HTML
@@ -326,10 +326,10 @@ COMMAND = Command(
     "events), /v1/models, /health, and a chat page at /. Binds 127.0.0.1 unless --host says "
     "otherwise.",
     args=(
-        arg("--checkpoint", required=True, metavar="DIR", help="checkpoint or run dir"),
+        CHECKPOINT_ARG,
         arg("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)"),
         arg("--port", type=int, default=8000, help="port (default 8000)"),
-        arg("--device", default="auto", help="auto, cpu, cuda, mps (default auto)"),
+        DEVICE_ARG,
         arg("--max-tokens", type=int, default=1024, help="cap on max_tokens (1024)"),
     ),
 )
