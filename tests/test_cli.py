@@ -1,6 +1,7 @@
 """The dispatcher: every command's help, --print-config, precedence, conflicts and typos."""
 
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from posttrain_helpers import make_base_checkpoint
 
 from scratchlm.cli import COMMANDS, main
 from scratchlm.config import load_config
@@ -227,3 +229,28 @@ def test_unknown_arguments_are_usage_errors(capsys: pytest.CaptureFixture[str]) 
             main(argv)
         assert exit_info.value.code == 2
         assert "unrecognized arguments" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_dpo_and_grpo_command_lines_run_stop_and_resume(
+    tmp_path: Path, corpus_text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = make_base_checkpoint(tmp_path, corpus_text)
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(
+        json.dumps({"prompt": f"Give {n} a ball.", "chosen": f"Here, {n}!", "rejected": "No."})
+        + "\n" for n in ("Lily", "Tom", "Mia", "Ben", "Zoe", "Max")
+    ))  # fmt: skip
+    quick = ["training.device=cpu", "training.batch_size=2", "schedule.warmup_steps=0"]
+    dpo = ["dpo", "--policy", str(base), "--data", str(pairs), "--out", str(tmp_path / "dpo")]
+    assert main([*dpo, *quick, "training.steps=2", "training.stop_after=1"]) == 0
+    assert "dpo stopped at step 1 of 2; continue with --resume latest" in capsys.readouterr().out
+    assert main([*dpo, *quick, "training.steps=2", "--resume", "latest"]) == 0
+    assert "dpo finished at step 2" in capsys.readouterr().out
+
+    grpo = ["grpo", "--policy", str(base), "--task", "arithmetic", "--out", str(tmp_path / "g")]
+    grpo += [*quick, "training.steps=1", "group_size=2", "max_new_tokens=4", "eval_prompts=1"]
+    assert main(grpo) == 0
+    assert "grpo finished at step 1" in capsys.readouterr().out
+    config = json.loads((tmp_path / "g" / "config.json").read_text())
+    assert config["task"] == "arithmetic" and config["policy"] == str(base)
