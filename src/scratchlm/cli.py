@@ -60,30 +60,29 @@ COMMANDS = {
                   "constraint-satisfaction rate of a checkpoint on the default task"),
     "task pairs": ("scratchlm.posttrain.pairs:COMMAND",
                    "preference pairs from a checkpoint's own answers (on-policy DPO data)"),
-    "generate": ("scratchlm.serve.chat_cli:GENERATE",
+    "generate": ("scratchlm.serve.chat_cli:GENERATE_COMMAND",
                  "continue a prompt with a checkpoint, streamed to the terminal"),
-    "chat": ("scratchlm.serve.chat_cli:CHAT", "multi-turn chat with a checkpoint in the terminal"),
+    "chat": ("scratchlm.serve.chat_cli:CHAT_COMMAND",
+             "multi-turn chat with a checkpoint in the terminal"),
     "serve": ("scratchlm.serve.http:COMMAND",
               "OpenAI-compatible HTTP API and a chat page for a checkpoint"),
     "export-hf": ("scratchlm.export.hf:EXPORT_COMMAND",
                   "write a checkpoint as a Hugging Face LlamaForCausalLM directory"),
     "import-hf": ("scratchlm.export.hf:IMPORT_COMMAND",
                   "read a Hugging Face Llama directory (as export-hf writes) into a checkpoint"),
-    "speedrun": ("scratchlm.cli:SPEEDRUN", "the whole pipeline (data, tokenizer, pretraining, "
-                 "post-training, evaluation, report)"),
+    "speedrun": ("scratchlm.cli:SPEEDRUN_COMMAND", "the whole pipeline (data, tokenizer, "
+                 "pretraining, post-training, evaluation, report)"),
 }  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command `argv` (default: sys.argv[1:]) names; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser([" ".join(argv[:2] if argv[:1] and argv[0] in GROUPS else argv[:1])])
     args, extra = parser.parse_known_args(argv)
     rank = int(os.environ.get("RANK", "0"))
-    logging.basicConfig(
-        level=logging.INFO if rank == 0 else logging.WARNING,
-        format="%(message)s",
-        stream=sys.stderr,
-    )
+    level = logging.INFO if rank == 0 else logging.WARNING
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
     try:
         result = run(args._command, args, extra)
     except (ValueError, OSError) as exc:
@@ -143,6 +142,7 @@ def is_override(cls: type, text: str) -> bool:
 
 
 def load_command(target: str) -> Command:
+    """The Command at "module:attribute" (importing the module)."""
     module, _, name = target.partition(":")
     return getattr(importlib.import_module(module), name)
 
@@ -224,7 +224,7 @@ def run_speedrun(preset: str, out: Path | None, overrides: list[str]) -> str:
     return f"report: {speedrun(cfg, out or home / f'speedrun-{preset}')}"
 
 
-SPEEDRUN = Command(
+SPEEDRUN_COMMAND = Command(
     run=run_speedrun,
     description="Runs every stage into --out and writes report.md there. A rerun skips finished "
     "stages and resumes an interrupted one. Overrides such as pretrain.training.steps=200 apply "

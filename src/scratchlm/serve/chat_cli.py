@@ -133,7 +133,7 @@ def run_chat(
     chat_repl(Engine.from_checkpoint(checkpoint, device), SamplingConfig(**sampling), system, seed)
 
 
-GENERATE = Command(
+GENERATE_COMMAND = Command(
     run=run_generate,
     description="Continue --prompt with the model (KV-cached sampling) and print the text "
     "as it is generated. Stops at the end-of-text token, a --stop string or --max-new-tokens.",
@@ -144,7 +144,7 @@ GENERATE = Command(
     ),
 )
 
-CHAT = Command(
+CHAT_COMMAND = Command(
     run=run_chat,
     description="A chat REPL: the chat template for a post-trained checkpoint, plain "
     "continuation for a base model. /reset forgets the conversation, /exit quits.",
