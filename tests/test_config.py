@@ -98,6 +98,21 @@ def test_literal_text_is_never_evaluated() -> None:
         parse_value("__import__('os').getcwd()", tuple[int, int], "key")
 
 
+@dataclass(frozen=True)
+class Stage:
+    inner: Inner = field(default_factory=lambda: Inner(lr=0.5, name="sgd"))
+
+
+def test_a_section_given_in_part_keeps_the_rest_of_its_default(tmp_path) -> None:
+    # The stage's default section (lr 0.5, sgd), not Inner's own defaults, fills what the file
+    # leaves out: a file key and an override of the same key mean the same thing.
+    (tmp_path / "c.yaml").write_text("inner:\n  clip: 2.0\n")
+    assert load_config(Stage, tmp_path / "c.yaml") == Stage(Inner(0.5, "sgd", (0.9, 0.95), 2.0))
+    assert load_config(Stage, None, ["inner.clip=2.0"]) == Stage(
+        Inner(0.5, "sgd", (0.9, 0.95), 2.0)
+    )
+
+
 def test_unknown_key_in_file_is_an_error(tmp_path) -> None:
     (tmp_path / "c.yaml").write_text("inner:\n  lr: 1.0\n  momentum: 0.9\n")
     with pytest.raises(ValueError, match="unknown config key inner.momentum"):

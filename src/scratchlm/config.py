@@ -8,6 +8,9 @@ where a container or quoted string is expected; it is never evaluated as code. U
 
     cfg = load_config(PretrainConfig, "configs/cpu-tiny.yaml", ["optimizer.lr=1e-3",
     "training.steps=50"])
+
+`Command` is how a stage module declares its `scratchlm` subcommand (a config class and a run
+function, or plain arguments); `scratchlm.cli` parses, resolves and runs it.
 """
 
 import ast
@@ -16,7 +19,7 @@ import dataclasses
 import json
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -37,18 +40,26 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
     """Build dataclass `cls` from `data`, converting each value by its field type.
 
-    Missing keys take the field default; an unknown key raises ValueError naming the valid keys.
+    Missing keys take the field default; a section given in part takes the rest from the field's
+    default section (as an override into it does), not from its class's defaults. An unknown key
+    raises ValueError naming the valid keys.
     """
     if not isinstance(data, dict):
         raise ValueError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(data) - set(names))
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ValueError(
             f"unknown config key {where}{unknown[0]!s}; valid keys under "
-            f"{where.rstrip('.') or 'the top level'}: {', '.join(names)}"
+            f"{where.rstrip('.') or 'the top level'}: {', '.join(fields)}"
         )
+    data = {
+        key: {**_default_dict(fields[key]), **value}
+        if isinstance(value, dict) and _dataclass_in(hints[key])
+        else value
+        for key, value in data.items()
+    }
     kwargs = {key: _convert(value, hints[key], f"{where}{key}") for key, value in data.items()}
     try:
         return cls(**kwargs)
@@ -93,30 +104,79 @@ def merge_overrides(cls: type, data: dict[str, Any], overrides: Sequence[str]) -
     """
     data = copy.deepcopy(data)
     for item in overrides:
-        key, sep, text = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ValueError(f"override {item!r} must look like section.key=value")
-        parts = key.split(".")
+        key, value = parse_override(cls, item)
+        *sections, last = key.split(".")
         node, node_cls = data, cls
-        for depth, part in enumerate(parts):
-            fields = {f.name: f for f in dataclasses.fields(node_cls)}
-            if part not in fields:
-                where = ".".join(parts[:depth]) or "the top level"
-                raise ValueError(
-                    f"unknown config key {key!r}; valid keys under {where}: " + ", ".join(fields)
-                )
-            annotation = typing.get_type_hints(node_cls)[part]
-            if depth == len(parts) - 1:
-                node[part] = parse_value(text.strip(), annotation, key)
-                break
-            sub = _dataclass_in(annotation)
-            if sub is None:
-                raise ValueError(f"config key {'.'.join(parts[: depth + 1])!r} has no sub-keys")
+        for part in sections:
             if not isinstance(node.get(part), dict):
-                node[part] = _default_dict(fields[part])
-            node, node_cls = node[part], sub
+                node[part] = _default_dict(
+                    next(f for f in dataclasses.fields(node_cls) if f.name == part)
+                )
+            node, node_cls = node[part], _dataclass_in(typing.get_type_hints(node_cls)[part])
+        node[last] = value
     return data
+
+
+def parse_override(cls: type, item: str) -> tuple[str, Any]:
+    """`dotted.key=value` for dataclass `cls` as (key, value), the text parsed by the key's type."""
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ValueError(f"override {item!r} must look like section.key=value")
+    return key, parse_value(text.strip(), key_type(cls, key), key)
+
+
+def key_type(cls: type, key: str) -> Any:
+    """The type annotation of the field `dotted.key` names in dataclass `cls`.
+
+    An unknown key raises ValueError naming the valid keys where the path went wrong.
+    """
+    parts = key.split(".")
+    node_cls = cls
+    for depth, part in enumerate(parts):
+        names = [f.name for f in dataclasses.fields(node_cls)]
+        if part not in names:
+            where = ".".join(parts[:depth]) or "the top level"
+            raise ValueError(
+                f"unknown config key {key!r}; valid keys under {where}: " + ", ".join(names)
+            )
+        annotation = typing.get_type_hints(node_cls)[part]
+        if depth < len(parts) - 1:
+            node_cls = _dataclass_in(annotation)
+            if node_cls is None:
+                raise ValueError(f"config key {'.'.join(parts[: depth + 1])!r} has no sub-keys")
+    return annotation
+
+
+def value_kind(cls: type, key: str) -> Literal["bool", "list", "one"]:
+    """What key `key` of `cls` holds: "bool", "list" (tuple or list, also in `X | None`), "one"."""
+    annotation = key_type(cls, key)
+    if _is_optional(annotation):
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    if annotation is bool:
+        return "bool"
+    return "list" if typing.get_origin(annotation) in (tuple, list) else "one"
+
+
+def check_once(cls: type, given: Sequence[tuple[str, str]]) -> None:
+    """Refuse a key that `given` sets to two different values, naming both.
+
+    given: (what the user wrote, the same as `dotted.key=value`) pairs, e.g. a command-line flag
+    ("--vocab-size 400", "vocab_size=400") or an override (twice the override's text).
+    """
+    seen: dict[str, tuple[str, Any]] = {}
+    for shown, item in given:
+        key, value = parse_override(cls, item)
+        if key in seen and seen[key][1] != value:
+            raise ValueError(
+                f"{key} is given twice, as {seen[key][0]} and as {shown}: give it once"
+            )
+        seen.setdefault(key, (shown, value))
+
+
+def config_yaml(cfg: Any) -> str:
+    """The config as YAML, in field order; `load_config` reads it back to an equal config."""
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
 
 
 def _default_dict(f: dataclasses.Field) -> dict[str, Any]:
@@ -244,3 +304,56 @@ def _dataclass_in(annotation: Any) -> type | None:
     if _is_optional(annotation):
         annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
     return annotation if dataclasses.is_dataclass(annotation) else None
+
+
+@dataclasses.dataclass(frozen=True)
+class Flag:
+    """A command-line flag that is another way to write `key=value` for config key `key`.
+
+    A bool key makes a flag without a value (it sets true), a tuple or list key one that takes
+    several values, any other key one that takes one value.
+    """
+
+    key: str
+    help: str
+    metavar: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Arg:
+    """A plain argument of a command without a config: `add_argument(*names, **options)`."""
+
+    names: tuple[str, ...]
+    options: dict[str, Any]
+
+
+def arg(*names: str, **options: Any) -> Arg:
+    """An `Arg`, written like a call to `argparse.ArgumentParser.add_argument`."""
+    return Arg(names, options)
+
+
+# Arguments several commands share.
+CHECKPOINT_ARG = arg("--checkpoint", required=True, metavar="DIR", help="checkpoint or run dir")
+DEVICE_ARG = arg("--device", default="auto", help="auto, cpu, cuda, mps (default auto)")
+OUT_DIR_ARG = arg(
+    "--out", dest="out_dir", type=Path, required=True, metavar="DIR", help="output directory"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Command:
+    """A `scratchlm` subcommand, as its stage module defines it.
+
+    With a `config` class the command takes `--config FILE`, `KEY=VALUE` overrides, the `flags`
+    (aliases of config keys, e.g. {"--vocab-size": Flag("vocab_size", ...)}) and `--print-config`,
+    and calls `run(cfg)`, or `run(cfg, resume)` when `resume` (a `--resume latest|PATH` flag).
+    Without a config it takes the plain `args` and calls `run(**parsed_args)`. What `run` returns
+    is printed (None prints nothing).
+    """
+
+    run: Callable[..., Any]
+    description: str
+    config: type | None = None
+    flags: dict[str, Flag] = dataclasses.field(default_factory=dict)
+    args: tuple[Arg, ...] = ()
+    resume: bool = False

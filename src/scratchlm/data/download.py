@@ -27,6 +27,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from scratchlm.config import OUT_DIR_ARG, Command, arg
+
 log = logging.getLogger(__name__)
 
 HF = "https://huggingface.co/datasets"
@@ -154,3 +156,19 @@ def gunzip(src: Path, dest: Path) -> None:
     with gzip.open(src, "rb") as fin, open(tmp, "wb") as fout:
         shutil.copyfileobj(fin, fout, CHUNK)
     os.replace(tmp, dest)
+
+
+def download_command(name: str, out_dir: Path) -> str:
+    """`scratchlm data download`: fetch the source, then list its files and their sizes."""
+    return "\n".join(f"{p} ({p.stat().st_size / 1e6:,.1f} MB)" for p in download(name, out_dir))
+
+
+COMMAND = Command(
+    run=download_command,
+    description="Fetch a corpus into DIR: resumable (a rerun continues a partial file), checked "
+    "against the SHA-256 the host publishes, gzip files decompressed.",
+    args=(
+        arg("name", choices=list(SOURCES), help="which corpus"),
+        OUT_DIR_ARG,
+    ),
+)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from scratchlm.config import Command, Flag
 from scratchlm.data.tokenfile import TokenFileWriter, token_dtype
 from scratchlm.tokenizer.tokenizer import Tokenizer, find_cut
 
@@ -187,3 +188,58 @@ def _encode_all(
             yield pending.popleft().result()
     finally:
         pool.shutdown(cancel_futures=True)
+
+
+@dataclass(frozen=True)
+class TokenizeConfig:
+    """`scratchlm tokenize`: the arguments of `tokenize_file`, as a config."""
+
+    dataset_path: str = ""
+    output_path: str = ""
+    tokenizer_dir: str = ""
+    special_tokens: tuple[str, ...] | None = None
+    num_processes: int | None = None
+    queue_size: int | None = None
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+
+
+def tokenize(cfg: TokenizeConfig) -> str:
+    """Encode the file as `cfg` says; returns the report (tokens, first and last ids, speed)."""
+    if not (cfg.dataset_path and cfg.output_path and cfg.tokenizer_dir):
+        raise ValueError("tokenize needs --dataset-path FILE, --output-path FILE.npy and "
+                         "--tokenizer-dir DIR")  # fmt: skip
+    s = tokenize_file(cfg.dataset_path, cfg.output_path, cfg.tokenizer_dir, cfg.special_tokens,
+                      cfg.num_processes, cfg.queue_size, cfg.chunk_size)  # fmt: skip
+    return "\n".join(
+        [
+            f"tokens: {s.num_tokens:,}",
+            f"first {len(s.first_ids)} ids: {list(s.first_ids)}",
+            f"last {len(s.last_ids)} ids: {list(s.last_ids)}",
+            f"seconds: {s.seconds:.1f} ({s.num_bytes / max(s.seconds, 1e-9) / 1e6:.1f} MB/s)",
+            f"bytes per token: {s.bytes_per_token:.3f}",
+            f"wrote {s.output_path}",
+        ]
+    )
+
+
+COMMAND = Command(
+    run=tokenize,
+    config=TokenizeConfig,
+    description="Encode --dataset-path with the tokenizer in --tokenizer-dir, in parallel "
+    "chunks cut at document boundaries, and write the ids in order to --output-path "
+    "(uint16 when the vocab fits, else uint32; load with np.load(path, mmap_mode='r')).",
+    flags={
+        "--dataset-path": Flag("dataset_path", "UTF-8 text to encode", "FILE"),
+        "--output-path": Flag("output_path", "the .npy file to write", "FILE.npy"),
+        "--tokenizer-dir": Flag("tokenizer_dir", "directory written by train-tokenizer", "DIR"),
+        "--special-tokens": Flag(
+            "special_tokens",
+            "document separators to cut chunks at, first preferred; each must "
+            "be a special token of the tokenizer (none: its special tokens)",
+            "TOKEN",
+        ),
+        "--num-processes": Flag("num_processes", "encoding workers (none: all cores)", "N"),
+        "--queue-size": Flag("queue_size", "chunks in flight (none: 2 x workers)", "N"),
+        "--chunk-size": Flag("chunk_size", "characters per chunk, about", "N"),
+    },
+)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from scratchlm.config import OUT_DIR_ARG, Command, arg
+
 log = logging.getLogger(__name__)
 
 SEPARATOR = "<|endoftext|>"
@@ -31,6 +33,10 @@ class PrepareSummary:
     valid_docs: int
     train_path: Path
     valid_path: Path
+
+    def __str__(self) -> str:
+        train, valid = f"{self.train_docs:,} documents", f"{self.valid_docs:,}"
+        return f"{self.train_path}: {train}; {self.valid_path}: {valid}"
 
 
 def list_inputs(inputs: list[Path]) -> list[Path]:
@@ -146,3 +152,17 @@ def prepare_text(
             temp.unlink(missing_ok=True)
     log.info("train: %d documents, valid: %d documents", counts["train"], counts["valid"])
     return PrepareSummary(counts["train"], counts["valid"], paths["train"], paths["valid"])
+
+
+COMMAND = Command(
+    run=prepare_text,
+    description="Documents are joined by <|endoftext|>; a seeded fraction goes to valid.txt. "
+    "Then run train-tokenizer and tokenize on the result.",
+    args=(
+        arg("inputs", type=Path, nargs="+", help="files or folders"),
+        OUT_DIR_ARG,
+        arg("--text-field", default="text", help="JSONL key / parquet column (text)"),
+        arg("--valid-fraction", type=float, default=0.01, help="held out (0.01)"),
+        arg("--seed", type=int, default=0, help="seed of the split (0)"),
+    ),
+)

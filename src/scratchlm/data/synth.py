@@ -40,6 +40,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from scratchlm.config import Command, arg
 from scratchlm.data.synth_plots import OUTDOOR_PLOTS, PLOTS
 from scratchlm.data.synth_words import (
     ACTIVITIES,
@@ -307,6 +308,15 @@ class SynthSummary:
     unique_words: int
     seconds: float
 
+    def __str__(self) -> str:
+        mb = (self.train_bytes + self.valid_bytes) / 1e6
+        return (
+            f"wrote {self.out}/train.txt ({self.train_stories:,} stories, "
+            f"{self.train_bytes / 1e6:.2f} MB) and valid.txt ({self.valid_stories:,} stories, "
+            f"{self.valid_bytes / 1e6:.2f} MB); {self.unique_words:,} unique words; "
+            f"{self.seconds:.1f} s ({mb / self.seconds:.1f} MB/s)"
+        )
+
 
 def _write_split(
     path: Path,
@@ -375,3 +385,20 @@ def write_corpus(out: Path, size_mb: float = DEFAULT_SIZE_MB, seed: int = 0) -> 
     return SynthSummary(
         out, train[0], valid[0], train[1], valid[1], len(words), time.perf_counter() - start
     )
+
+
+COMMAND = Command(
+    run=write_corpus,
+    description="Generate short children's stories, deterministically from --seed, into "
+    "DIR/train.txt and DIR/valid.txt (2%% of the bytes), separated by <|endoftext|>.",
+    args=(
+        arg("--out", type=Path, required=True, metavar="DIR", help="output directory"),
+        arg(
+            "--size-mb",
+            type=float,
+            default=DEFAULT_SIZE_MB,
+            help=f"total size in MB (10^6 bytes; default {DEFAULT_SIZE_MB:g})",
+        ),
+        arg("--seed", type=int, default=0, help="random seed (default 0)"),
+    ),
+)

@@ -31,6 +31,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from scratchlm.config import Command, arg
 from scratchlm.data.synth import (
     ANIMAL_NAMES,
     NAMES,
@@ -347,3 +348,25 @@ def evaluate(
         for i, a, s in list(zip(instructions, answers, scores, strict=True))[:4]
     ]
     return result
+
+
+def make_task_files(out: Path, n_sft: int, n_preference: int, seed: int) -> str:
+    """`scratchlm task make`: `write_task_files`, then a line saying what it wrote."""
+    if n_sft < 1 or n_preference < 1:
+        raise ValueError("--n-sft and --n-preference must be >= 1")
+    paths = write_task_files(out, n_sft, n_preference, seed)
+    return (f"wrote {paths['sft']} ({n_sft} records), {paths['preference']} "
+            f"({n_preference} pairs)")  # fmt: skip
+
+
+MAKE_COMMAND = Command(
+    run=make_task_files,
+    description="Seeded instructions with checkable constraints (stories that must name given "
+    "words, small arithmetic): demonstrations for SFT and (chosen, rejected) pairs for DPO.",
+    args=(
+        arg("--out", type=Path, required=True, metavar="DIR", help="output directory"),
+        arg("--n-sft", type=int, default=4000, help="SFT records (default 4000)"),
+        arg("--n-preference", type=int, default=2000, help="preference pairs (default 2000)"),
+        arg("--seed", type=int, default=0, help="random seed (default 0)"),
+    ),
+)

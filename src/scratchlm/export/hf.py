@@ -26,6 +26,7 @@ from typing import Any
 
 from safetensors.torch import load_file, save_file
 
+from scratchlm.config import CHECKPOINT_ARG, Command, arg
 from scratchlm.model.config import ModelConfig
 from scratchlm.model.hf import (
     check_llama_compatible,
@@ -194,3 +195,34 @@ def _staging(out: Path) -> Iterator[Path]:
         tmp.rename(out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def export_command(checkpoint: str, out: Path) -> str:
+    """`scratchlm export-hf`: `export_hf`, then where it wrote."""
+    return f"exported to {export_hf(checkpoint, out)}"
+
+
+def import_command(hf_dir: Path, out: Path) -> str:
+    """`scratchlm import-hf`: `import_hf`, then where it wrote."""
+    return f"checkpoint written to {import_hf(hf_dir, out)}"
+
+
+EXPORT_COMMAND = Command(
+    run=export_command,
+    description="Write safetensors weights, config.json (LlamaForCausalLM) and tokenizer "
+    "files that transformers' AutoModelForCausalLM / AutoTokenizer load offline.",
+    args=(
+        CHECKPOINT_ARG,
+        arg("--out", type=Path, required=True, metavar="DIR", help="new output directory"),
+    ),
+)
+
+IMPORT_COMMAND = Command(
+    run=import_command,
+    description="Read a Llama directory with a byte-level BPE tokenizer (as export-hf writes) "
+    "into a new scratchlm checkpoint directory (step 0, no optimizer state).",
+    args=(
+        arg("hf_dir", type=Path, metavar="HF_DIR", help="the Hugging Face model directory"),
+        arg("--out", type=Path, required=True, metavar="DIR", help="new checkpoint dir"),
+    ),
+)

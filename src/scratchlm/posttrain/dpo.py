@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from scratchlm.config import Command, Flag
 from scratchlm.data.preference import collate_pairs, load_preference_pairs
 from scratchlm.data.sft import ShuffledBatches, split_held_out
 from scratchlm.posttrain.common import (
@@ -132,3 +133,20 @@ def _run_dpo(cfg: DPOConfig, resume: str | None, info: DistInfo) -> LoopResult:
 
     stage = policy_stage("dpo", cfg, policy, batches, loss_fn, eval_fn)
     return train_loop(stage, t, cfg.optimizer, cfg.schedule, info, resume)
+
+
+COMMAND = Command(
+    run=run_dpo,
+    config=DPOConfig,
+    resume=True,
+    description='Train --policy on preference pairs, one per line: {"prompt": ..., "chosen": '
+    '..., "rejected": ...}, against a frozen reference (the starting policy unless '
+    "--reference is given).",
+    flags={
+        "--policy": Flag("policy", "checkpoint to train, usually the SFT output", "CHECKPOINT"),
+        "--data": Flag("data", "preference records", "FILE.jsonl"),
+        "--reference": Flag("reference", "reference checkpoint, same model shape", "CHECKPOINT"),
+        "--out": Flag("out_dir", "run directory", "DIR"),
+        "--skip-malformed": Flag("skip_malformed", "skip and count bad lines"),
+    },
+)

@@ -5,9 +5,11 @@ of a base model, an SFT model and a DPO or GRPO model are measured the same way:
 the same seeded instructions in the chat template.
 """
 
+import json
 from pathlib import Path
 from typing import Any
 
+from scratchlm.config import CHECKPOINT_ARG, DEVICE_ARG, Command, arg
 from scratchlm.eval.tasks import EVAL_SEED, evaluate
 from scratchlm.model.generate import decode_layout
 from scratchlm.posttrain.common import load_chat_model
@@ -29,3 +31,33 @@ def evaluate_task(
     model, tokenizer = load_chat_model(path, pick_device(device))
     result = evaluate(decode_layout(model.eval()), tokenizer, n, seed, max_new_tokens)
     return {"checkpoint": str(path), "seed": seed, **result}
+
+
+def task_eval(checkpoint: str, n: int, seed: int, device: str, json_path: Path | None) -> str:
+    """`scratchlm task eval`: the answers and the rates, also written to `json_path` if given."""
+    result = evaluate_task(checkpoint, n, seed, device)
+    if json_path is not None:
+        tmp = json_path.with_name(json_path.name + ".tmp")
+        tmp.write_text(json.dumps(result, indent=2) + "\n")
+        tmp.replace(json_path)
+    lines = [f"Q: {s['prompt']}\nA: {s['answer']!r} (score {s['score']:.2f})\n"
+             for s in result["samples"]]  # fmt: skip
+    kinds = ", ".join(f"{k[5:]} {v:.3f}" for k, v in result.items() if k.startswith("rate_"))
+    rate, mean = f"{result['rate']:.3f}", f"{result['mean_score']:.3f}"
+    lines.append(f"satisfaction rate {rate} ({kinds}) on {result['n']} instructions, mean score "
+                 f"{mean}; {result['checkpoint']}")  # fmt: skip
+    return "\n".join(lines)
+
+
+COMMAND = Command(
+    run=task_eval,
+    description="Greedy answers to seeded held-out instructions, in the chat template; "
+    "prints the fraction that meet every constraint.",
+    args=(
+        CHECKPOINT_ARG,
+        arg("--n", type=int, default=200, help="instructions (default 200)"),
+        arg("--seed", type=int, default=EVAL_SEED, help=f"instruction seed (default {EVAL_SEED})"),
+        DEVICE_ARG,
+        arg("--json", dest="json_path", type=Path, metavar="FILE", help="also write the result"),
+    ),
+)

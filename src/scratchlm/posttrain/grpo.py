@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from scratchlm.config import Command, Flag
 from scratchlm.data.sft import collate, shift_labels
 from scratchlm.eval.tasks import EVAL_SEED, Task, get_task, greedy_answers
 from scratchlm.model.generate import SamplingConfig, generate
@@ -288,3 +289,17 @@ def _run_grpo(cfg: GRPOConfig, resume: str | None, task: Task, info: DistInfo) -
         eval_fn,
     )
     return train_loop(stage, t, cfg.optimizer, cfg.schedule, info, resume)
+
+
+COMMAND = Command(
+    run=run_grpo,
+    config=GRPOConfig,
+    resume=True,
+    description="Sample groups of answers from --policy to the task's prompts, score them with "
+    "the task's reward, and push up the better ones of each group.",
+    flags={
+        "--policy": Flag("policy", "checkpoint to improve, usually the SFT output", "CHECKPOINT"),
+        "--task": Flag("task", "task name: default, arithmetic or story", "NAME"),
+        "--out": Flag("out_dir", "run directory", "DIR"),
+    },
+)

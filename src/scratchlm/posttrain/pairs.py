@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from scratchlm.config import CHECKPOINT_ARG, DEVICE_ARG, Command, arg
 from scratchlm.eval.tasks import get_task, self_preference_records, write_jsonl
 from scratchlm.model.generate import decode_layout
 from scratchlm.posttrain.common import load_chat_model
@@ -44,3 +45,25 @@ def write_self_pairs(
     write_jsonl(out, records)
     log.info("self pairs: %d written to %s", len(records), out)
     return {"checkpoint": str(path), "pairs": len(records), "path": str(out)}
+
+
+def task_pairs(checkpoint: str, out: Path, task: str, n: int, seed: int, device: str) -> str:
+    """`scratchlm task pairs`: `write_self_pairs`, then a line saying what it wrote."""
+    result = write_self_pairs(checkpoint, out, task, n, seed, device)
+    return f"wrote {result['path']} ({result['pairs']} pairs from {result['checkpoint']})"
+
+
+COMMAND = Command(
+    run=task_pairs,
+    description="The checkpoint answers seeded task prompts greedily; a failed answer becomes "
+    "the rejected side (a demonstration the chosen one), a correct answer the chosen side (a "
+    "near miss the rejected one).",
+    args=(
+        CHECKPOINT_ARG,
+        arg("--out", type=Path, required=True, metavar="FILE", help="output .jsonl"),
+        arg("--task", default="default", help="default, arithmetic or story"),
+        arg("--n", type=int, default=1000, help="pairs (default 1000)"),
+        arg("--seed", type=int, default=0, help="prompt seed (default 0)"),
+        DEVICE_ARG,
+    ),
+)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from scratchlm.config import Command, Flag
 from scratchlm.data.sft import (
     Example,
     ShuffledBatches,
@@ -113,3 +114,19 @@ def _run_sft(cfg: SFTConfig, resume: str | None, info: DistInfo) -> LoopResult:
 
     stage = policy_stage("sft", cfg, policy, batches, loss_fn, eval_fn)
     return train_loop(stage, t, cfg.optimizer, cfg.schedule, info, resume)
+
+
+COMMAND = Command(
+    run=run_sft,
+    config=SFTConfig,
+    resume=True,
+    description='Fine-tune --base on conversations, one per line: {"messages": [{"role": ..., '
+    '"content": ...}, ...]} or {"prompt": ..., "response": ...}. The loss covers the '
+    "assistant's tokens only. The chat tokens are added and the model grows to match.",
+    flags={
+        "--base": Flag("base", "checkpoint or run dir to fine-tune", "CHECKPOINT"),
+        "--data": Flag("data", "chat records", "FILE.jsonl"),
+        "--out": Flag("out_dir", "run directory", "DIR"),
+        "--skip-malformed": Flag("skip_malformed", "skip and count bad lines"),
+    },
+)

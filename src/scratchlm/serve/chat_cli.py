@@ -6,22 +6,13 @@ conversation no longer fits the context, and streams the reply as it is generate
 /reset forgets the conversation, /exit (or Ctrl-D) quits; Ctrl-C interrupts a reply.
 """
 
-import argparse
 import sys
 from dataclasses import replace
+from typing import Any
 
+from scratchlm.config import CHECKPOINT_ARG, DEVICE_ARG, Arg, Command, arg
 from scratchlm.inference.engine import Engine
 from scratchlm.model.generate import SamplingConfig
-
-
-def sampling_from_args(args: argparse.Namespace) -> SamplingConfig:
-    """The SamplingConfig of the generate / chat command-line flags."""
-    return SamplingConfig(
-        max_new_tokens=args.max_new_tokens,
-        temperature=args.temperature,
-        top_k=args.top_k,
-        top_p=args.top_p,
-    )
 
 
 def fit_new_tokens(
@@ -111,3 +102,54 @@ def _fitted_prompt(
         ids = engine.encode_chat(messages)
     fit_new_tokens(engine, ids, sampling)  # raises when even the last message alone is too long
     return ids
+
+
+def sampling_args(max_new_tokens: int) -> tuple[Arg, ...]:
+    """What generate and chat take: checkpoint, device, seed and the SamplingConfig fields."""
+    return (
+        CHECKPOINT_ARG,
+        arg("--temperature", type=float, default=0.8, help="0 = greedy (default 0.8)"),
+        arg("--top-k", type=int, default=None, help="keep the k most likely (default off)"),
+        arg("--top-p", type=float, default=0.95, help="nucleus mass (default 0.95)"),
+        arg("--max-new-tokens", type=int, default=max_new_tokens,
+            help=f"per reply, at most the context left (default {max_new_tokens})"),
+        arg("--seed", type=int, default=None, help="sampling seed (default random)"),
+        DEVICE_ARG,
+    )  # fmt: skip
+
+
+def run_generate(
+    checkpoint: str, device: str, seed: int | None, prompt: str, stop: list[str], **sampling: Any
+) -> None:
+    """`scratchlm generate`; `sampling` holds the SamplingConfig fields of the flags."""
+    engine = Engine.from_checkpoint(checkpoint, device)
+    generate_to_terminal(engine, prompt, SamplingConfig(**sampling), tuple(stop), seed)
+
+
+def run_chat(
+    checkpoint: str, device: str, seed: int | None, system: str | None, **sampling: Any
+) -> None:
+    """`scratchlm chat`; `sampling` holds the SamplingConfig fields of the flags."""
+    chat_repl(Engine.from_checkpoint(checkpoint, device), SamplingConfig(**sampling), system, seed)
+
+
+GENERATE_COMMAND = Command(
+    run=run_generate,
+    description="Continue --prompt with the model (KV-cached sampling) and print the text "
+    "as it is generated. Stops at the end-of-text token, a --stop string or --max-new-tokens.",
+    args=(
+        *sampling_args(max_new_tokens=256),
+        arg("--prompt", required=True, help="text to continue ('' starts from scratch)"),
+        arg("--stop", action="append", default=[], metavar="TEXT", help="stop string"),
+    ),
+)
+
+CHAT_COMMAND = Command(
+    run=run_chat,
+    description="A chat REPL: the chat template for a post-trained checkpoint, plain "
+    "continuation for a base model. /reset forgets the conversation, /exit quits.",
+    args=(
+        *sampling_args(max_new_tokens=200),
+        arg("--system", default=None, help="a system message opening the conversation"),
+    ),
+)

@@ -26,6 +26,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
+from scratchlm.config import CHECKPOINT_ARG, DEVICE_ARG, Command, arg
 from scratchlm.inference.engine import Engine, TextStream
 from scratchlm.model.generate import SamplingConfig
 from scratchlm.serve.page import PAGE_HTML
@@ -310,3 +311,25 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def run_serve(checkpoint: str, host: str, port: int, device: str, max_tokens: int) -> None:
+    """`scratchlm serve`: `serve` with the request cap of --max-tokens."""
+    if max_tokens < 1:
+        raise ValueError(f"--max-tokens must be >= 1, got {max_tokens}")
+    serve(checkpoint, host, port, device, ServerLimits(max_tokens))
+
+
+COMMAND = Command(
+    run=run_serve,
+    description="Serve /v1/completions, /v1/chat/completions (stream: true as server-sent "
+    "events), /v1/models, /health, and a chat page at /. Binds 127.0.0.1 unless --host says "
+    "otherwise.",
+    args=(
+        CHECKPOINT_ARG,
+        arg("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)"),
+        arg("--port", type=int, default=8000, help="port (default 8000)"),
+        DEVICE_ARG,
+        arg("--max-tokens", type=int, default=1024, help="cap on max_tokens (1024)"),
+    ),
+)

@@ -27,15 +27,19 @@ import heapq
 import logging
 import multiprocessing
 import os
+import resource
 import shutil
 import tempfile
+import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 
 from tqdm import tqdm
 
+from scratchlm.config import Command, Flag
 from scratchlm.tokenizer.pretokenize import count_pretokens, find_chunk_boundaries
 from scratchlm.tokenizer.tokenizer import Tokenizer
 
@@ -310,3 +314,65 @@ def _find_pair(word: list[int], a: int, b: int, start: int) -> int:
             return start
         start += 1
     return -1
+
+
+@dataclass(frozen=True)
+class TrainTokenizerConfig:
+    """`scratchlm train-tokenizer`: learn BPE on data_path, write the tokenizer into output_dir.
+
+    The first special token also marks where the file may be cut into chunks; num_processes None
+    means all cores.
+    """
+
+    data_path: str = ""
+    output_dir: str = ""
+    vocab_size: int = 10_000
+    special_tokens: tuple[str, ...] = ("<|endoftext|>",)
+    num_processes: int | None = None
+
+
+def train_tokenizer(cfg: TrainTokenizerConfig) -> str:
+    """Train and save the tokenizer (all or nothing); returns the report (time, memory, vocab)."""
+    if not cfg.data_path or not cfg.output_dir:
+        raise ValueError("train-tokenizer needs --data-path FILE and --output-dir DIR")
+    check_output_dir(cfg.output_dir)
+    special = list(cfg.special_tokens)
+    start = time.perf_counter()
+    vocab, merges = train_bpe(cfg.data_path, cfg.vocab_size, special, cfg.num_processes)
+    seconds = time.perf_counter() - start
+    out = save_tokenizer_dir(cfg.output_dir, vocab, merges, special)
+    main_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    worker_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    lines = [
+        f"trained in {seconds:.1f} s; peak memory {main_mib:.0f} MiB (main process), "
+        f"{worker_mib:.0f} MiB (largest worker)",
+        f"vocab size {len(vocab):,} (256 bytes + {len(special)} special + "
+        f"{len(vocab) - 256 - len(special):,} merged)",
+    ]
+    merged_ids = range(256 + len(special), len(vocab))
+    if merged_ids:
+        longest = max(merged_ids, key=lambda i: len(vocab[i]))
+        text = vocab[longest].decode("utf-8", errors="replace")
+        lines.append(f"longest token: id {longest}, {len(vocab[longest])} bytes, {text!r}")
+    lines.append(f"wrote {out}/: vocab.json, merges.txt, tokenizer.json")
+    return "\n".join(lines)
+
+
+COMMAND = Command(
+    run=train_tokenizer,
+    config=TrainTokenizerConfig,
+    description="Learn byte-level BPE merges on --data-path and write vocab.json, merges.txt "
+    "and tokenizer.json (GPT-2 / Hugging Face format) into --output-dir.",
+    flags={
+        "--data-path": Flag("data_path", "UTF-8 training text", "FILE"),
+        "--output-dir": Flag("output_dir", "directory for the tokenizer files", "DIR"),
+        "--vocab-size": Flag("vocab_size", "256 bytes + special tokens + merges", "N"),
+        "--special-tokens": Flag(
+            "special_tokens",
+            "special tokens, never merged; the first also marks where the "
+            "file may be cut into chunks",
+            "TOKEN",
+        ),
+        "--num-processes": Flag("num_processes", "pre-tokenization workers (none: all cores)", "N"),
+    },
+)

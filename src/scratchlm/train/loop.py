@@ -138,6 +138,29 @@ class LoopResult:
     def stopped(self) -> bool:
         return self.step < self.steps
 
+    @property
+    def exit_status(self) -> int:
+        """0, or 128 + the signal that stopped the run early.
+
+        A stop by SIGINT/SIGTERM is not a finished run: 130 and 143, as a shell reports a process
+        ended by that signal, keep `scratchlm train ... && next-step` from going on. A stop at
+        training.stop_after was asked for: 0.
+        """
+        return 128 + self.stop_signal if self.stop_signal else 0
+
+    def __str__(self) -> str:
+        """What the training commands print at the end: how the run ended and where it is."""
+        if not self.stopped:
+            numbers = ", ".join(f"{k} {v:.4g}" for k, v in self.metrics.items())
+            end = f"{self.stage} finished at step {self.step}: {numbers}"
+        elif self.checkpoint is not None:
+            end = f"{self.stage} stopped at step {self.step}; continue with --resume latest"
+        else:
+            end = (
+                f"{self.stage} stopped at step {self.step} before its first checkpoint; start again"
+            )
+        return f"{end}\nrun dir: {self.run_dir}; checkpoint: {self.checkpoint}"
+
 
 class StopRequest:
     """Set by SIGINT/SIGTERM: the loop finishes its step, saves and exits. signum: 0 until then."""

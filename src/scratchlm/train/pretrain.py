@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from scratchlm.config import to_dict
+from scratchlm.config import Command, to_dict
 from scratchlm.data.loader import TokenSampler, eval_batches, open_tokens
 from scratchlm.eval.loss import eval_metrics, loss_sums
 from scratchlm.model.config import ModelConfig, tiny
@@ -244,3 +244,14 @@ def text_sample(
     model.train(was_training)
     # A model wider than its tokenizer (model.vocab_size padded up) may sample an id without text.
     return cfg.sample_prompt + tokenizer.decode([i for i in new if i < tokenizer.vocab_size])
+
+
+COMMAND = Command(
+    run=pretrain,
+    config=PretrainConfig,
+    resume=True,
+    description="Pretrain the config's model on its token files (see configs/). Under torchrun "
+    "each process takes one device; the global batch is batch_size x grad_accum x processes "
+    "sequences. Ctrl-C (or SIGTERM) finishes the step, saves a checkpoint and exits with status "
+    "130 (143); --resume latest continues.",
+)
