@@ -583,17 +583,16 @@ def write_configs(s: Suite) -> None:
             "optimizer": {"lr": 3e-3},
             "schedule": {"warmup_steps": 2, "min_lr": 3e-4},
             "training": {"steps": s.steps["pretrain"], "batch_size": 4, "device": "cpu",
-                         "checkpoint_interval": 1, "keep_last": KEEP_LAST},  # fmt: skip
-            "eval": {"interval": 4, "max_tokens": 1024, "sample_interval": 1000,
-                     "sample_tokens": 8},  # fmt: skip
-            "logging": {"log_interval": 1},
+                         "checkpoint_interval": 1, "keep_last": KEEP_LAST, "eval_interval": 4,
+                         "sample_interval": 1000, "log_interval": 1},  # fmt: skip
+            "eval": {"max_tokens": 1024, "sample_tokens": 8},
         },
         "sft": {"held_out": 0.05, "optimizer": adamw, "schedule": cosine,
-                "loop": loop | {"steps": s.steps["sft"]}},  # fmt: skip
+                "training": loop | {"steps": s.steps["sft"]}},  # fmt: skip
         "dpo": {"held_out": 0.1, "optimizer": adamw, "schedule": cosine,
-                "loop": loop | {"steps": s.steps["dpo"]}},  # fmt: skip
+                "training": loop | {"steps": s.steps["dpo"]}},  # fmt: skip
         "grpo": {"group_size": 4, "max_new_tokens": 12, "eval_prompts": 2, "optimizer": adamw,
-                 "schedule": constant, "loop": loop | {"steps": s.steps["grpo"], "batch_size": 2}},
+                 "schedule": constant, "training": loop | {"steps": s.steps["grpo"], "batch_size": 2}},
     }  # fmt: skip
     for stage, config in stages.items():
         (configs / f"{stage}.json").write_text(json.dumps(config, indent=2) + "\n")
@@ -623,8 +622,8 @@ def grpo_policy(s: Suite) -> Path:
     GRPO's updates are not all zero."""
     base = s.work / "ref" / "grpo-policy"
     must_run(s, command(s, "sft", base) + [
-        "loop.steps=150", "loop.batch_size=8", "loop.checkpoint_interval=150",
-        "loop.eval_interval=150", "loop.log_interval=50", "schedule.warmup_steps=5",
+        "training.steps=150", "training.batch_size=8", "training.checkpoint_interval=150",
+        "training.eval_interval=150", "training.log_interval=50", "schedule.warmup_steps=5",
         "schedule.min_lr=3e-4", "optimizer.lr=1e-2",
         "--data", str(s.work / "data" / "arithmetic.jsonl"),
     ], "grpo-policy")  # fmt: skip
