@@ -592,7 +592,8 @@ def write_configs(s: Suite) -> None:
         "dpo": {"held_out": 0.1, "optimizer": adamw, "schedule": cosine,
                 "training": loop | {"steps": s.steps["dpo"]}},  # fmt: skip
         "grpo": {"group_size": 4, "max_new_tokens": 12, "eval_prompts": 2, "optimizer": adamw,
-                 "schedule": constant, "training": loop | {"steps": s.steps["grpo"], "batch_size": 2}},
+                 "schedule": constant,
+                 "training": loop | {"steps": s.steps["grpo"], "batch_size": 2}},
     }  # fmt: skip
     for stage, config in stages.items():
         (configs / f"{stage}.json").write_text(json.dumps(config, indent=2) + "\n")
