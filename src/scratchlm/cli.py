@@ -419,6 +419,9 @@ def run_task_eval(args: argparse.Namespace) -> int:
     print(f"satisfaction rate {result['rate']:.3f} ({kinds}) on {result['n']} instructions, "
           f"mean score {result['mean_score']:.3f}; {result['checkpoint']}")  # fmt: skip
     if args.json is not None:
+        from scratchlm.folders import make_dirs
+
+        make_dirs(args.json.parent)
         tmp = args.json.with_name(args.json.name + ".tmp")
         tmp.write_text(json.dumps(result, indent=2) + "\n")
         tmp.replace(args.json)

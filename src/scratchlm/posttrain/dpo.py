@@ -29,6 +29,7 @@ from scratchlm.posttrain.loop import (
     load_chat_model,
     setup_stage,
     train_loop,
+    write_run_dir,
 )
 from scratchlm.tokenizer.chat import chat_tokens
 from scratchlm.train.pretrain import OptimizerConfig, ScheduleConfig
@@ -137,4 +138,5 @@ def run_dpo(cfg: DPOConfig, resume: str | None = None) -> dict[str, Any]:
             "val_accuracy": stats["accuracy"],
         }
 
+    write_run_dir(setup)  # the data has been read: now the run directory
     return train_loop(setup, loop, cfg.optimizer, cfg.schedule, loss_fn, eval_fn)

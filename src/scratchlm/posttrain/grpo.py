@@ -26,6 +26,7 @@ from scratchlm.posttrain.loop import (
     load_chat_model,
     setup_stage,
     train_loop,
+    write_run_dir,
 )
 from scratchlm.tokenizer.chat import chat_tokens, render_prompt
 from scratchlm.tokenizer.tokenizer import Tokenizer
@@ -219,4 +220,5 @@ def run_grpo(
             "eval_rate": sum(r >= 1.0 for r in rewards) / len(rewards),
         }
 
+    write_run_dir(setup)  # the data has been read: now the run directory
     return train_loop(setup, loop, cfg.optimizer, cfg.schedule, loss_fn, eval_fn)

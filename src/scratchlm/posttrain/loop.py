@@ -27,6 +27,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from scratchlm.config import to_dict
+from scratchlm.folders import check_creatable
 from scratchlm.model.transformer import TransformerLM
 from scratchlm.optimizers import clip_grad_norm
 from scratchlm.posttrain.vocab import resize_token_embeddings
@@ -136,6 +137,8 @@ def setup_stage(stage: str, cfg: Any, source: str, out_dir: str, resume: str | N
     """Seed, pick the device, load the policy (from `source`, or from `resume`), build AdamW.
 
     `resume` is None (fresh), "latest" or a checkpoint path of this stage's run directory.
+    Nothing is written yet: the stage checks its data, then calls `write_run_dir`, so a bad
+    input leaves no run directory behind.
     """
     loop: LoopConfig = cfg.loop
     if cfg.schedule.name == "cosine" and cfg.schedule.warmup_steps >= loop.steps:
@@ -154,7 +157,7 @@ def setup_stage(stage: str, cfg: Any, source: str, out_dir: str, resume: str | N
             f"{run_dir} already has checkpoints: pass --resume latest to continue, or choose "
             "another --out to start fresh"
         )
-    make_run_dir(run_dir.name, run_dir.parent)
+    check_creatable(run_dir)
     model, tokenizer = load_chat_model(resume_path or source, device)
     optimizer = build_optimizer(model, cfg.optimizer)
     start = 0
@@ -164,15 +167,22 @@ def setup_stage(stage: str, cfg: Any, source: str, out_dir: str, resume: str | N
         start = loaded.state["step"]
         log.info("resumed %s from %s at step %d", stage, resume_path, start)
     config = {"model": model.config.to_dict(), "stage": stage, **to_dict(cfg)}
-    (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    if not (run_dir / "tokenizer").is_dir():
-        tokenizer.save(run_dir / "tokenizer")
-    log.info(
-        "%s: %.2fM params, vocab %d, %d steps on %s | run dir %s", stage,
-        model.config.num_params() / 1e6, model.config.vocab_size, loop.steps, device, run_dir,
-    )  # fmt: skip
     amp_dtype = autocast_dtype(device, loop.dtype)
     return StageSetup(run_dir, device, amp_dtype, model, tokenizer, optimizer, start, config)
+
+
+def write_run_dir(setup: StageSetup) -> None:
+    """Create the run directory (and its missing parents) with config.json and tokenizer/."""
+    run_dir, model = setup.run_dir, setup.model
+    make_run_dir(run_dir.name, run_dir.parent)
+    (run_dir / "config.json").write_text(json.dumps(setup.config, indent=2) + "\n")
+    if not (run_dir / "tokenizer").is_dir():
+        setup.tokenizer.save(run_dir / "tokenizer")
+    log.info(
+        "%s: %.2fM params, vocab %d, %d steps on %s | run dir %s", setup.config["stage"],
+        model.config.num_params() / 1e6, model.config.vocab_size, setup.config["loop"]["steps"],
+        setup.device, run_dir,
+    )  # fmt: skip
 
 
 def train_loop(

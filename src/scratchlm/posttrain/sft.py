@@ -25,6 +25,7 @@ from scratchlm.posttrain.loop import (
     default_schedule,
     setup_stage,
     train_loop,
+    write_run_dir,
 )
 from scratchlm.tokenizer.chat import chat_tokens
 from scratchlm.train.pretrain import OptimizerConfig, ScheduleConfig
@@ -100,4 +101,5 @@ def run_sft(cfg: SFTConfig, resume: str | None = None) -> dict[str, Any]:
     def eval_fn() -> dict[str, float]:
         return {"val_loss": held_out_loss(model, held, loop.batch_size, pad_id, device)}
 
+    write_run_dir(setup)  # the data has been read: now the run directory
     return train_loop(setup, loop, cfg.optimizer, cfg.schedule, loss_fn, eval_fn)

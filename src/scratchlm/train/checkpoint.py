@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
@@ -135,31 +136,77 @@ def _write(
 
 
 def load_checkpoint(path: Path) -> Checkpoint:
-    """Read a checkpoint directory (tensors to CPU), refusing unknown format versions."""
-    try:
-        state = json.loads((path / "state.json").read_text())
-        version = state.get("format_version")
-        if version != FORMAT_VERSION:
-            raise ValueError(
-                f"checkpoint {path} has format version {version}, this code reads {FORMAT_VERSION}"
-            )
-        return Checkpoint(
-            path=path,
-            model_state=load_file(str(path / "model.safetensors")),
-            optim_state=torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True),
-            state=state,
-            rng=torch.load(path / "rng.pt", map_location="cpu", weights_only=True),
-            config=json.loads((path / "config.json").read_text()),
+    """Read a checkpoint directory (tensors to CPU), refusing unknown format versions.
+
+    A missing, truncated or malformed file is an error naming it (FileNotFoundError, ValueError).
+    """
+    state = _read_json(path / "state.json")
+    version = state.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ValueError(
+            f"checkpoint {path} has format version {version}, this code reads {FORMAT_VERSION}"
         )
-    except FileNotFoundError as exc:
-        raise FileNotFoundError(
-            f"checkpoint {path} is incomplete: missing {Path(exc.filename).name}"
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"checkpoint {path} has a corrupt JSON file: {exc}") from None
+    step = state.get("step")
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise _damaged(path / "state.json", f"'step' should be a step number, got {step!r}")
+    return Checkpoint(
+        path=path,
+        model_state=_read_weights(path / "model.safetensors"),
+        optim_state=_read_tensors(path / "optimizer.pt"),
+        state=state,
+        rng=_read_tensors(path / "rng.pt"),
+        config=_read_json(path / "config.json"),
+    )
+
+
+def _missing(path: Path) -> FileNotFoundError:
+    return FileNotFoundError(f"checkpoint {path.parent} is incomplete: missing {path.name}")
+
+
+def _damaged(path: Path, reason: str) -> ValueError:
+    return ValueError(f"{path} is damaged ({reason}); pass another checkpoint")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """One of a checkpoint's JSON files, which must hold an object."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise _missing(path) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _damaged(path, f"not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise _damaged(path, f"it holds a JSON {type(data).__name__}, not an object")
+    return data
+
+
+def _read_weights(path: Path) -> dict[str, Tensor]:
+    """A safetensors file's tensors, on CPU."""
+    if not path.is_file():
+        raise _missing(path)
+    try:
+        return load_file(str(path))
+    except SafetensorError as exc:
+        raise _damaged(path, f"{exc}; truncated or not a safetensors file") from None
+
+
+def _read_tensors(path: Path) -> Any:
+    """A `torch.save` file read with weights_only=True: tensors and plain containers, no code."""
+    if not path.is_file():
+        raise _missing(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise ValueError(f"refusing to load {path}: it holds more than tensors ({first})") from None
+        lines = [line.strip() for line in str(exc).splitlines()]
+        detail = next((line for line in lines if "WeightsUnpickler error" in line), lines[0])
+        if "Unsupported global" in detail:
+            raise ValueError(
+                f"refusing to load {path.parent}: {path.name} holds more than tensors ({detail})"
+            ) from None
+        raise _damaged(path, detail) from None
+    except (RuntimeError, EOFError, ValueError) as exc:  # truncated zip, empty or short file
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise _damaged(path, reason.split(". ")[0]) from None
 
 
 def check_compatible(
@@ -245,15 +292,27 @@ def find_checkpoint(path: str | Path) -> Path:
 
 
 def load_model(path: Path, device: torch.device | str = "cpu") -> TransformerLM:
-    """The TransformerLM of a checkpoint directory, in eval mode on `device`."""
-    config_path = path / "config.json"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} has no config.json")
-    config = json.loads(config_path.read_text())
-    model_config = ModelConfig.from_dict(config.get("model", config))
+    """The TransformerLM of a checkpoint directory, in eval mode on `device`.
+
+    A missing, truncated or malformed config.json or model.safetensors, or weights that do not fit
+    the config, is an error naming the file.
+    """
+    config = _read_json(path / "config.json")
+    try:
+        model_config = ModelConfig.from_dict(dict(config.get("model", config)))
+    except (TypeError, ValueError) as exc:
+        raise _damaged(path / "config.json", str(exc)) from None
     model = TransformerLM.from_config(model_config, device="meta")
-    state = load_file(str(path / "model.safetensors"))
+    state = _read_weights(path / "model.safetensors")
     model.to_empty(device=device)
     model.init_weights()  # fills the non-persistent rotary tables; the weights come next
-    model.load_state_dict(state, strict=True)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        lines = str(exc).strip().splitlines()
+        detail = lines[min(1, len(lines) - 1)].strip().rstrip(".")
+        raise ValueError(
+            f"{path / 'model.safetensors'} does not match {path / 'config.json'} ({detail}); "
+            "pass another checkpoint"
+        ) from None
     return model.eval()

@@ -179,6 +179,15 @@ class PretrainConfig:
                             ("logging.log_interval", self.logging.log_interval)):  # fmt: skip
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
+        for name, value in (("eval.max_tokens", self.eval.max_tokens),
+                            ("eval.batch_size", self.eval.batch_size)):  # fmt: skip
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1 or null (the default), got {value}")
+        if t.stop_after is not None and not 1 <= t.stop_after <= t.steps:
+            raise ValueError(
+                f"training.stop_after must be between 1 and training.steps ({t.steps}), or null "
+                f"to run every step; got {t.stop_after}"
+            )
         if self.optimizer.lr <= 0:
             raise ValueError(f"optimizer.lr must be > 0, got {self.optimizer.lr}")
         if not 0 <= self.schedule.min_lr <= self.optimizer.lr:
