@@ -7,29 +7,23 @@ directory: no run directory, no output folder, no temporary file. `expect` is a 
 expression the error line must match, so a case also fails when it is refused for the wrong
 reason.
 
-Importing torch costs each new Python process about two CPU-seconds, which a hundred cases would
-pay a hundred times. So one fresh interpreter imports torch and `scratchlm.cli` once and forks a
-child per case; the child changes into the case's directory, points stdin/stdout/stderr at
-/dev/null and two files, runs `main(argv)` and exits with its status (an uncaught exception prints
-its traceback and exits 1, as `python -m scratchlm` would). `test_the_fork_runner_is_a_real_run`
-checks it against plain `python -m scratchlm` processes.
+The cases run as forks of one interpreter that imported torch once (`cli_runner.ForkRunner`),
+which `test_the_fork_runner_is_a_real_run` checks against plain `python -m scratchlm` processes.
 """
 
 import json
-import os
 import random
 import re
 import shlex
 import shutil
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from cli_runner import ForkRunner, Result, run_process
 from conftest import SAMPLE_TEXT
 from tiny_checkpoint import write_tiny_checkpoint
 
@@ -38,97 +32,6 @@ from scratchlm.data.tokenfile import TokenFileWriter
 from scratchlm.eval.tasks import preference_records, sft_records, write_jsonl
 from scratchlm.tokenizer.tokenizer import Tokenizer
 from scratchlm.train.pretrain import PretrainConfig, pretrain
-
-FORK_RUNNER = """
-import json, os, signal, sys, traceback
-import torch  # noqa: F401  (what every command pays for, paid once)
-from scratchlm.cli import main
-
-for line in sys.stdin:
-    job = json.loads(line)
-    pid = os.fork()
-    if pid == 0:
-        signal.alarm(job["timeout"])
-        os.chdir(job["cwd"])
-        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-        for fd, name in ((1, "stdout"), (2, "stderr")):
-            os.dup2(os.open(job[name], os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
-        sys.stdin = open(os.devnull)
-        sys.argv = ["scratchlm", *job["argv"]]
-        try:
-            code = main(job["argv"])
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (exc.code is not None)
-        except BaseException:
-            traceback.print_exc()
-            code = 1
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    print(os.waitstatus_to_exitcode(status), flush=True)
-"""
-
-
-def cli_env() -> dict[str, str]:
-    """The user's environment without SCRATCHLM_HOME / SCRATCHLM_DEBUG, one thread for torch."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCRATCHLM_")}
-    return env | {"OMP_NUM_THREADS": "1"}
-
-
-@dataclass(frozen=True)
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-class ForkRunner:
-    """Runs `scratchlm ARGV` in a forked child of one long-lived interpreter (module docstring)."""
-
-    def __init__(self, scratch: Path) -> None:
-        self.scratch = scratch
-        self.server = subprocess.Popen(
-            [sys.executable, "-c", FORK_RUNNER],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=cli_env(),
-            text=True,
-        )
-
-    def run(self, argv: list[str], cwd: Path, timeout: int = 120) -> Result:
-        out, err = self.scratch / "stdout.txt", self.scratch / "stderr.txt"
-        job = {"argv": argv, "cwd": str(cwd), "stdout": str(out), "stderr": str(err)}
-        self.server.stdin.write(json.dumps(job | {"timeout": timeout}) + "\n")
-        self.server.stdin.flush()
-        code = int(self.server.stdout.readline())
-        return Result(code, out.read_text(), err.read_text())
-
-    def close(self) -> None:
-        self.server.stdin.close()
-        self.server.wait(timeout=30)
-
-
-def run_process(argv: list[str], cwd: Path) -> Result:
-    """`python -m scratchlm ARGV` as a new process."""
-    done = subprocess.run(
-        [sys.executable, "-m", "scratchlm", *argv],
-        cwd=cwd,
-        env=cli_env(),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    return Result(done.returncode, done.stdout, done.stderr)
-
-
-@pytest.fixture(scope="module")
-def runner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ForkRunner]:
-    forks = ForkRunner(tmp_path_factory.mktemp("runner"))
-    yield forks
-    forks.close()
-
 
 Prepare = Callable[[Path, dict[str, Path]], None]
 Damage = Callable[[Path], None]
@@ -633,8 +536,8 @@ def run_case(name: str, inputs: dict[str, Path], tmp_path: Path, run: Callable) 
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_bad_input(name: str, inputs: dict[str, Path], runner: ForkRunner, tmp_path: Path) -> None:
-    result = run_case(name, inputs, tmp_path, runner.run)
+def test_bad_input(name: str, inputs: dict[str, Path], cli: ForkRunner, tmp_path: Path) -> None:
+    result = run_case(name, inputs, tmp_path, cli.run)
     err = result.stderr
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert result.returncode == 2, err
@@ -645,12 +548,12 @@ def test_bad_input(name: str, inputs: dict[str, Path], runner: ForkRunner, tmp_p
 
 @pytest.mark.parametrize("name", ["train resume state without step", "sft latin-1 line"])
 def test_the_fork_runner_is_a_real_run(
-    name: str, inputs: dict[str, Path], runner: ForkRunner, tmp_path: Path
+    name: str, inputs: dict[str, Path], cli: ForkRunner, tmp_path: Path
 ) -> None:
     """A forked case prints and exits exactly as `python -m scratchlm` does."""
-    forked = run_case(name, inputs, tmp_path, runner.run)
+    forked = run_case(name, inputs, tmp_path, cli.run)
     real = run_case(name, inputs, tmp_path, run_process)
     assert (forked.returncode, forked.stdout) == (real.returncode, real.stdout)
     assert forked.stderr.splitlines()[-1] == real.stderr.splitlines()[-1]
     crash = ["generate", "--checkpoint", str(inputs["base"]), "--prompt", "hi", "--top-k", "x"]
-    assert runner.run(crash, tmp_path).returncode == run_process(crash, tmp_path).returncode == 2
+    assert cli.run(crash, tmp_path).returncode == run_process(crash, tmp_path).returncode == 2
