@@ -363,6 +363,9 @@ CASES: dict[str, Case] = {
         "has model.num_layers=1 but this run has model.num_layers=2",
         run_dir(),
     ),
+    "train resume another run's damaged checkpoint": Case(
+        f"{RESUME} logging.out_dir=fresh", DAMAGED_WEIGHTS, run_dir(truncated("model.safetensors"))
+    ),
     "train resume not a checkpoint": Case(f"{TRAIN} --resume nope", "not a checkpoint directory"),
     # generate, chat, serve, export, import
     "generate missing checkpoint": Case(

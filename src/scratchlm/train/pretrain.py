@@ -31,6 +31,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from scratchlm.config import to_dict
 from scratchlm.data.loader import TokenSampler, eval_batches, open_tokens
 from scratchlm.eval.loss import eval_metrics, loss_sums
+from scratchlm.folders import check_creatable
 from scratchlm.model.config import ModelConfig, tiny
 from scratchlm.model.functional import cross_entropy
 from scratchlm.model.generate import SamplingConfig, generate
@@ -310,8 +311,7 @@ def _pretrain(cfg: PretrainConfig, resume: str | None, info: DistInfo) -> dict[s
             f"{run_dir} already has checkpoints: pass --resume latest to continue, or set another "
             "logging.run_name to start fresh"
         )
-    if info.is_main:
-        make_run_dir(run_dir.name, run_dir.parent)
+    check_creatable(run_dir)  # fail now; the directory itself comes once the inputs have loaded
 
     seed_everything(t.seed)  # the same initial weights on every rank (FSDP does not broadcast)
     model = TransformerLM.from_config(m, device=device)
@@ -330,6 +330,7 @@ def _pretrain(cfg: PretrainConfig, resume: str | None, info: DistInfo) -> dict[s
     config_dict = to_dict(cfg)
     metrics_log = None
     if info.is_main:
+        make_run_dir(run_dir.name, run_dir.parent)
         metrics_log = start_run_record(
             cfg, config_dict, run_dir, device, amp_dtype, info.world_size
         )
