@@ -29,7 +29,7 @@ def make_dirs(path: str | Path) -> list[Path]:
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise OSError(f"cannot create folder {path}: {path} is not a folder")
+        raise OSError(f"cannot write into {path}: {path} is not a folder")
     check_creatable(path)
     missing = [p for p in (path, *path.parents) if not p.exists()]
     try:

@@ -62,7 +62,11 @@ class TokenFileWriter:
         self.count = 0
         self._made = make_dirs(self.path.parent)  # removed again if writing fails
         self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        self._file = open(self._tmp, "wb")  # closed in __exit__
+        try:
+            self._file = open(self._tmp, "wb")  # closed in __exit__
+        except OSError:
+            remove_dirs(self._made)
+            raise
         self._file.write(npy_header(self.dtype, 0))
 
     def write(self, ids: Sequence[int] | np.ndarray) -> None:
