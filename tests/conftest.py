@@ -1,6 +1,10 @@
-"""Shared fixtures: a small varied text and a tiny model shape. Nothing here touches the network."""
+"""Shared fixtures: a small varied text and a tiny model shape, and a runner for command lines.
+Nothing here touches the network."""
+
+from collections.abc import Iterator
 
 import pytest
+from cli_runner import ForkRunner
 
 SAMPLE_TEXT = (
     "Once upon a time, there was a little girl named Lily. She loved to play outside.\n"
@@ -67,3 +71,11 @@ def token_data(corpus_text: str, _token_data_dir: dict[str, object]) -> dict[str
         _token_data_dir["tokenizer_dir"] = root / "tokenizer"
         _token_data_dir["vocab_size"] = tokenizer.vocab_size
     return {k: v for k, v in _token_data_dir.items() if k != "dir"}
+
+
+@pytest.fixture(scope="session")
+def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ForkRunner]:
+    """`cli.run(argv, cwd)` runs `scratchlm ARGV` in a process of its own (see cli_runner.py)."""
+    runner = ForkRunner(tmp_path_factory.mktemp("cli"))
+    yield runner
+    runner.close()

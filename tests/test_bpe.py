@@ -1,6 +1,8 @@
 """BPE training: hand-worked merges, special tokens, boundaries, parallel runs, bad input."""
 
+import os
 import random
+import stat
 from pathlib import Path
 
 import pytest
@@ -141,12 +143,16 @@ def test_cli_train_tokenizer(tmp_path: Path, corpus_text: str, capsys) -> None:
     from scratchlm.tokenizer.tokenizer import Tokenizer
 
     data = write(tmp_path, corpus_text)
-    out = tmp_path / "tok"
+    out = tmp_path / "new" / "tok"  # missing folders are created
     argv = ["train-tokenizer", "--data-path", str(data), "--output-dir", str(out)]
     assert main([*argv, "--vocab-size", "400", "--num-processes", "1"]) == 0
     printed = capsys.readouterr().out
     assert "vocab size 400" in printed and "longest token" in printed and "peak memory" in printed
     assert sorted(p.name for p in out.iterdir()) == ["merges.txt", "tokenizer.json", "vocab.json"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~umask  # not the temp dir's 0700
+    assert {stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()} == {0o666 & ~umask}
     vocab, merges = train_bpe(data, 400, [EOT], num_processes=1)
     loaded = Tokenizer.from_dir(out)
     assert loaded.vocab == vocab and loaded.merges == merges
@@ -163,6 +169,6 @@ def test_cli_bad_input_leaves_no_output(tmp_path: Path, capsys) -> None:
     assert "UTF-8" in capsys.readouterr().err
     assert main([*argv[:2], str(tmp_path / "missing.txt"), *argv[3:]]) == 2
     assert "not found" in capsys.readouterr().err
-    assert main([*argv[:4], str(tmp_path / "no" / "such" / "dir")]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    assert main([*argv[:4], str(bad / "tok")]) == 2
+    assert "bad.txt is not a folder" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == [bad]

@@ -244,7 +244,7 @@ def test_dpo_and_grpo_command_lines_run_stop_and_resume(
     quick = ["training.device=cpu", "training.batch_size=2", "schedule.warmup_steps=0"]
     dpo = ["dpo", "--policy", str(base), "--data", str(pairs), "--out", str(tmp_path / "dpo")]
     assert main([*dpo, *quick, "training.steps=2", "training.stop_after=1"]) == 0
-    assert "dpo stopped at step 1 of 2; continue with --resume latest" in capsys.readouterr().out
+    assert "dpo stopped at step 1; continue with --resume latest" in capsys.readouterr().out
     assert main([*dpo, *quick, "training.steps=2", "--resume", "latest"]) == 0
     assert "dpo finished at step 2" in capsys.readouterr().out
 

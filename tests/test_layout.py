@@ -7,6 +7,7 @@ import scratchlm
 
 RANK = {
     "config": 0,
+    "folders": 0,
     "runtime": 1,
     "tokenizer": 2,
     "data": 3,

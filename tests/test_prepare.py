@@ -101,9 +101,11 @@ def test_bad_input_is_one_line_error_and_no_file(
         assert re.search(message, err), (name, err)
         assert not out.exists(), name
     assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
-    missing_dir = ["--output-path", str(tmp_path / "no_dir" / "out.npy")]
     args = ["tokenize", "--dataset-path", str(text_path), "--tokenizer-dir", str(tok_dir)]
-    assert main(args + missing_dir) == 2
-    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "file.txt").write_text("in the way")
+    assert main(args + ["--output-path", str(tmp_path / "file.txt" / "out.npy")]) == 2
+    assert "file.txt is not a folder" in capsys.readouterr().err
+    assert main(args + ["--output-path", str(tmp_path / "new" / "dir" / "out.npy")]) == 0
+    assert (tmp_path / "new" / "dir" / "out.npy").is_file()  # missing folders are created
     assert main(args + ["--output-path", str(out), "--special-tokens", "<|nope|>"]) == 2
     assert "not special tokens of this tokenizer" in capsys.readouterr().err

@@ -174,7 +174,9 @@ def test_resize_keeps_old_logits_and_adds_mean_rows(tied: bool) -> None:
     resize_token_embeddings(model, 54)
     after = model(ids).detach()
     assert model.config.vocab_size == 54 and after.shape == (2, 7, 54)
-    torch.testing.assert_close(after[..., :50], before, rtol=0, atol=0)
+    # The same weights, but the head is now a (54, C) matrix: a GEMM of another shape may sum in
+    # another order, so the old logits agree to rounding, not bit for bit.
+    torch.testing.assert_close(after[..., :50], before, rtol=0, atol=1e-6)
     new_rows = model.token_embeddings.weight[50:]
     torch.testing.assert_close(new_rows, old_embeddings.mean(0).expand(4, -1))
     # a new token's logit is the mean of the old logits (its head row is the mean row)

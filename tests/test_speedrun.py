@@ -4,9 +4,9 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_runner import ForkRunner
 
 import scratchlm.speedrun as sr
-from scratchlm.cli import main
 
 pytestmark = pytest.mark.slow
 
@@ -14,11 +14,12 @@ STAGES = ["corpus", "tokenizer", "tokenize", "pretrain", "task", "sft", "pairs",
           "evaluate"]  # fmt: skip
 
 
-def test_speedrun_end_to_end_then_rerun_skips(
-    tmp_path: Path, capsys: pytest.CaptureFixture
-) -> None:
-    out = tmp_path / "run"
-    assert main(["speedrun", "--preset", "mini", "--out", str(out)]) == 0
+def test_speedrun_end_to_end_then_rerun_skips(tmp_path: Path, cli: ForkRunner) -> None:
+    # As the README's quick form runs it: in an empty directory, into the default location.
+    result = cli.run(["speedrun", "--preset", "mini"], tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "runs" / "speedrun-mini"
+    assert result.stdout.strip().endswith(f"report: {Path('runs/speedrun-mini/report.md')}")
     assert sorted(p.stem for p in (out / "stages").glob("*.json")) == sorted(STAGES)
     report = (out / "report.md").read_text()
     for stage in STAGES:
@@ -30,22 +31,20 @@ def test_speedrun_end_to_end_then_rerun_skips(
     # The mini preset's DPO trains on pairs built from the SFT model's own answers.
     pairs = (out / "pairs" / "preference.jsonl").read_text().splitlines()
     dpo_data = json.loads((out / "dpo" / "config.json").read_text())["data"]
-    assert len(pairs) == 24 and dpo_data == str(out / "pairs" / "preference.jsonl")
+    assert len(pairs) == 24 and dpo_data == str(Path("runs/speedrun-mini/pairs/preference.jsonl"))
 
     before = {p.name: p.stat().st_mtime_ns for p in (out / "stages").iterdir()}
-    capsys.readouterr()
-    assert main(["speedrun", "--preset", "mini", "--out", str(out)]) == 0
+    assert cli.run(["speedrun", "--preset", "mini"], tmp_path).returncode == 0
     assert {p.name: p.stat().st_mtime_ns for p in (out / "stages").iterdir()} == before
 
     # Another config into the same directory is refused, naming the key that differs.
-    code = main(["speedrun", "--preset", "mini", "--out", str(out), "tokenizer.vocab_size=300"])
-    assert code == 2
-    assert "tokenizer.vocab_size=320" in capsys.readouterr().err
+    result = cli.run(["speedrun", "--preset", "mini", "tokenizer.vocab_size=300"], tmp_path)
+    assert result.returncode == 2 and "tokenizer.vocab_size=320" in result.stderr
 
     # A bad setting is refused before any stage runs.
-    code = main(["speedrun", "--preset", "mini", "--out", str(tmp_path / "bad"),
-                 "posttrain.self_pairs_task=nope"])  # fmt: skip
-    assert code == 2 and "posttrain.self_pairs_task must be one of" in capsys.readouterr().err
+    bad = ["speedrun", "--preset", "mini", "--out", "bad", "posttrain.self_pairs_task=nope"]
+    result = cli.run(bad, tmp_path)
+    assert result.returncode == 2 and "posttrain.self_pairs_task must be one of" in result.stderr
     assert not (tmp_path / "bad").exists()
 
 

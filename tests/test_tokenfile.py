@@ -61,6 +61,14 @@ def test_out_of_vocab_id_leaves_no_file(tmp_path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_missing_directory(tmp_path) -> None:
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        TokenFileWriter(tmp_path / "nope" / "tokens.npy", 100)
+def test_missing_folders_are_created_and_removed_after_a_failure(tmp_path) -> None:
+    with TokenFileWriter(tmp_path / "a" / "b" / "tokens.npy", 100) as out:
+        out.write([1, 2])
+    assert np.load(tmp_path / "a" / "b" / "tokens.npy").tolist() == [1, 2]
+    with pytest.raises(ValueError, match="outside the vocab"):
+        with TokenFileWriter(tmp_path / "c" / "d" / "tokens.npy", 100) as out:
+            out.write([100])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
+    (tmp_path / "file").write_text("in the way")
+    with pytest.raises(OSError, match="file is not a folder"):
+        TokenFileWriter(tmp_path / "file" / "tokens.npy", 100)

@@ -38,6 +38,7 @@ from scratchlm.data.download import download
 from scratchlm.data.prepare import tokenize_file
 from scratchlm.data.synth import write_corpus
 from scratchlm.eval.tasks import TASKS, write_task_files
+from scratchlm.folders import make_dirs
 from scratchlm.model.config import ModelConfig
 from scratchlm.model.generate import SamplingConfig, generate
 from scratchlm.posttrain.common import default_training, load_chat_model
@@ -479,9 +480,7 @@ def stage_evaluate(cfg: SpeedrunConfig, out: Path, models: dict[str, str]) -> di
 def speedrun(cfg: SpeedrunConfig, out: Path) -> Path:
     """Run every unfinished stage into `out`; returns the path of report.md."""
     out = Path(out)
-    if not out.parent.exists():
-        raise FileNotFoundError(f"{out.parent} does not exist: create it or choose another --out")
-    (out / "stages").mkdir(parents=True, exist_ok=True)
+    make_dirs(out / "stages")
     check_same_config(cfg, out / "speedrun.json")
     results: dict[str, dict[str, Any]] = {}
 

@@ -32,8 +32,8 @@ def open_tokens(
     """Memory-map a token file, checking it is 1-D integer ids, long enough and within the vocab.
 
     Returns the read-only (N,) memmap. With `vocab_size`, the whole file is scanned once (in slices)
-    for its largest id; with `context_length`, the file must hold at least `context_length + 1`
-    tokens.
+    for its smallest and largest id; with `context_length`, the file must hold at least
+    `context_length + 1` tokens.
     """
     path = Path(path)
     if not path.is_file():
@@ -55,7 +55,12 @@ def open_tokens(
             "use more text or a shorter context, then " + REBUILD_HINT.format(path=path)
         )
     if vocab_size is not None and len(data):
-        largest = max_token_id(data)
+        smallest, largest = token_id_range(data)
+        if smallest < 0:
+            raise ValueError(
+                f"{path} contains the negative token id {smallest}; token ids are 0 .. "
+                f"vocab_size - 1: " + REBUILD_HINT.format(path=path)
+            )
         if largest >= vocab_size:
             raise ValueError(
                 f"{path} contains token id {largest} but the model's vocab_size is {vocab_size}; "
@@ -64,9 +69,14 @@ def open_tokens(
     return data
 
 
-def max_token_id(data: np.ndarray) -> int:
-    """Largest id in `data`, read in bounded slices so a memmap is never loaded whole."""
-    return max(int(data[i : i + _MAX_CHUNK].max()) for i in range(0, len(data), _MAX_CHUNK))
+def token_id_range(data: np.ndarray) -> tuple[int, int]:
+    """Smallest and largest id of a non-empty `data`, read once in bounded slices (a memmap is
+    never loaded whole)."""
+    low, high = int(data[0]), int(data[0])
+    for i in range(0, len(data), _MAX_CHUNK):
+        part = data[i : i + _MAX_CHUNK]
+        low, high = min(low, int(part.min())), max(high, int(part.max()))
+    return low, high
 
 
 def windows_to_batch(

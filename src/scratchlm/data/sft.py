@@ -39,12 +39,12 @@ def read_jsonl(
     if not path.is_file():
         raise FileNotFoundError(f"data file not found: {path}")
     records, skipped = [], 0
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            if not raw.strip():
                 continue
             try:
-                records.append(parse(json.loads(line)))
+                records.append(parse(json.loads(_utf8(raw))))
             except ValueError as exc:  # json.JSONDecodeError is a ValueError
                 if not skip_malformed:
                     raise ValueError(
@@ -56,6 +56,17 @@ def read_jsonl(
     if not records:
         raise ValueError(f"{path}: no usable records")
     return records, skipped
+
+
+def _utf8(raw: bytes) -> str:
+    """One line of a JSONL file as text; a line that is not UTF-8 is a ValueError."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
+            "convert the file to UTF-8"
+        ) from None
 
 
 def parse_conversation(record: Any) -> list[dict[str, str]]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from scratchlm.config import OUT_DIR_ARG, Command, arg
+from scratchlm.folders import make_dirs, remove_dirs
 
 log = logging.getLogger(__name__)
 
@@ -122,9 +123,7 @@ def prepare_text(
         raise ValueError(f"valid fraction must be in [0, 1), got {valid_fraction}")
     files = list_inputs(inputs)
     out_dir = Path(out_dir)
-    if not out_dir.parent.exists():
-        raise FileNotFoundError(f"{out_dir.parent}: folder does not exist; create it first")
-    out_dir.mkdir(exist_ok=True)
+    made = make_dirs(out_dir)
     rng = random.Random(seed)
     paths = {split: out_dir / f"{split}.txt" for split in ("train", "valid")}
     temps = {split: p.with_name(p.name + ".tmp") for split, p in paths.items()}
@@ -150,6 +149,8 @@ def prepare_text(
     finally:
         for temp in temps.values():
             temp.unlink(missing_ok=True)
+        if not paths["train"].exists():  # failed: the folders this call made go too
+            remove_dirs(made)
     log.info("train: %d documents, valid: %d documents", counts["train"], counts["valid"])
     return PrepareSummary(counts["train"], counts["valid"], paths["train"], paths["valid"])
 

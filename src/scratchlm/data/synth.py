@@ -68,6 +68,7 @@ from scratchlm.data.synth_words import (
     Place,
     Thing,
 )
+from scratchlm.folders import make_dirs, remove_dirs
 
 SEPARATOR = "\n<|endoftext|>\n"
 DEFAULT_SIZE_MB = 20.0
@@ -358,7 +359,7 @@ def write_corpus(out: Path, size_mb: float = DEFAULT_SIZE_MB, seed: int = 0) -> 
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file: give a directory")
-    out.mkdir(parents=True, exist_ok=True)
+    made = make_dirs(out)
     total = int(size_mb * 1_000_000)
     valid_target = max(1, int(total * VALID_FRACTION))
     tmp = {split: out / f".{split}.txt.tmp-{os.getpid()}" for split in ("train", "valid")}
@@ -382,6 +383,8 @@ def write_corpus(out: Path, size_mb: float = DEFAULT_SIZE_MB, seed: int = 0) -> 
     finally:
         for path in tmp.values():
             path.unlink(missing_ok=True)
+        if not (out / "train.txt").exists():  # failed: the folders this call made go too
+            remove_dirs(made)
     return SynthSummary(
         out, train[0], valid[0], train[1], valid[1], len(words), time.perf_counter() - start
     )

@@ -16,6 +16,8 @@ from types import TracebackType
 
 import numpy as np
 
+from scratchlm.folders import make_dirs, remove_dirs
+
 _ALIGN = 64  # NumPy pads the header so the data starts on a 64-byte boundary
 _MAX_DIGITS = 20  # room in the header for any int64 length
 
@@ -44,7 +46,8 @@ class TokenFileWriter:
     """Append ids to a new `.npy` token file; the file appears at `path` only on success.
 
     Use as a context manager: ids go to a temporary file beside `path`, which is renamed to `path`
-    when the block ends without an error and deleted otherwise.
+    when the block ends without an error and deleted otherwise. Missing folders above `path` are
+    created, and removed again when the block fails.
 
         with TokenFileWriter("train.npy", vocab_size=10_000) as out:
             out.write(ids)
@@ -52,18 +55,18 @@ class TokenFileWriter:
 
     def __init__(self, path: str | os.PathLike[str], vocab_size: int) -> None:
         self.path = Path(path)
-        if not self.path.parent.is_dir():
-            raise FileNotFoundError(
-                f"output directory {self.path.parent} does not exist; create it or pick another "
-                "--output-path"
-            )
         if self.path.is_dir():
             raise ValueError(f"output path {self.path} is a directory; give a file name (.npy)")
         self.vocab_size = vocab_size
         self.dtype = token_dtype(vocab_size)
         self.count = 0
+        self._made = make_dirs(self.path.parent)  # removed again if writing fails
         self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        self._file = open(self._tmp, "wb")  # closed in __exit__
+        try:
+            self._file = open(self._tmp, "wb")  # closed in __exit__
+        except OSError:
+            remove_dirs(self._made)
+            raise
         self._file.write(npy_header(self.dtype, 0))
 
     def write(self, ids: Sequence[int] | np.ndarray) -> None:
@@ -99,3 +102,5 @@ class TokenFileWriter:
                 os.replace(self._tmp, self.path)
         finally:
             self._tmp.unlink(missing_ok=True)
+            if exc_type is not None or not self.path.exists():
+                remove_dirs(self._made)

@@ -43,6 +43,7 @@ from scratchlm.data.synth import (
 )
 from scratchlm.data.synth_words import BOY_NAMES, GIRL_NAMES
 from scratchlm.eval.answers import parse_gsm8k_response
+from scratchlm.folders import make_dirs
 from scratchlm.model.generate import SamplingConfig, generate
 from scratchlm.tokenizer.chat import chat_tokens, render_prompt
 from scratchlm.tokenizer.tokenizer import Tokenizer
@@ -217,7 +218,7 @@ def write_task_files(out: str | Path, n_sft: int, n_preference: int, seed: int) 
     The two files use different seeds, so preference prompts are not the SFT prompts.
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_dirs(out)
     files = {
         "sft": (out / "sft.jsonl", sft_records(n_sft, seed)),
         "preference": (out / "preference.jsonl", preference_records(n_preference, seed + 1)),

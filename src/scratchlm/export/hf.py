@@ -27,6 +27,7 @@ from typing import Any
 from safetensors.torch import load_file, save_file
 
 from scratchlm.config import CHECKPOINT_ARG, Command, arg
+from scratchlm.folders import check_creatable, new_dirs, usual_permissions
 from scratchlm.model.config import ModelConfig
 from scratchlm.model.hf import (
     check_llama_compatible,
@@ -144,7 +145,10 @@ def import_hf(hf_dir: str | Path, out: str | Path) -> Path:
         )
     model = TransformerLM.from_config(config, device="cpu")
     model.load_state_dict(from_llama_state_dict(_hf_weights(hf_dir), config), strict=True)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}-") as work:
+    with (
+        new_dirs(out.parent),
+        tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}-") as work,
+    ):
         tok_dir = Path(work) / "tokenizer"
         tokenizer.save(tok_dir)
         state = {"step": 0, "tokens_seen": 0, "tokenizer_hash": tokenizer_hash(tok_dir)}
@@ -159,6 +163,7 @@ def import_hf(hf_dir: str | Path, out: str | Path) -> Path:
             config={"model": config.to_dict()},
             tokenizer_dir=tok_dir,
         )
+        usual_permissions(saved)
         saved.rename(out)
     log.info("imported %s into %s", hf_dir, out)
     return out
@@ -182,19 +187,21 @@ def _hf_weights(hf_dir: Path) -> dict:
 def _refuse_existing(out: Path) -> None:
     if out.exists():
         raise FileExistsError(f"{out} already exists; choose a new --out or remove it first")
-    if not out.parent.is_dir():
-        raise FileNotFoundError(f"the parent directory of {out} does not exist; create it first")
+    check_creatable(out)
 
 
 @contextmanager
 def _staging(out: Path) -> Iterator[Path]:
-    """A temporary directory beside `out`, renamed to `out` when the block succeeds."""
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
-    try:
-        yield tmp
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    """A temporary directory beside `out` (missing parents created), renamed to `out` with the
+    user's usual permissions when the block succeeds; on failure nothing stays behind."""
+    with new_dirs(out.parent):
+        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
+        try:
+            yield tmp
+            usual_permissions(tmp)
+            tmp.rename(out)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def export_command(checkpoint: str, out: Path) -> str:

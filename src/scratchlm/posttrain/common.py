@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from scratchlm.config import to_dict
+from scratchlm.folders import check_creatable
 from scratchlm.model.transformer import TransformerLM
 from scratchlm.posttrain.vocab import resize_token_embeddings
 from scratchlm.runtime import DistInfo, keep_freed_memory, seed_everything
@@ -115,12 +116,13 @@ def load_chat_model(path: str | Path, device: torch.device) -> tuple[Transformer
 
 
 def start_policy(
-    source: str, training: TrainingConfig, opt: OptimizerConfig, info: DistInfo
+    source: str, out_dir: str, training: TrainingConfig, opt: OptimizerConfig, info: DistInfo
 ) -> Policy:
     """Load `source` in the chat template on this rank's device, wrap it, build its optimizer.
 
     Every rank loads the same weights; under torchrun DDP keeps them equal from there on.
     """
+    check_creatable(out_dir)  # fail now; the directory comes once the inputs have loaded
     seed_everything(training.seed)
     keep_freed_memory(info.device)  # on a CPU: no fresh zero-filled pages for each step
     model, tokenizer = load_chat_model(source, info.device)

@@ -90,7 +90,7 @@ def run_dpo(cfg: DPOConfig, resume: str | None = None) -> LoopResult:
 
 def _run_dpo(cfg: DPOConfig, resume: str | None, info: DistInfo) -> LoopResult:
     t, device = cfg.training, info.device
-    policy = start_policy(cfg.policy, t, cfg.optimizer, info)
+    policy = start_policy(cfg.policy, cfg.out_dir, t, cfg.optimizer, info)
     model, tokenizer = policy.model, policy.tokenizer
     reference = load_reference(cfg.reference or cfg.policy, model, device)
     context = model.config.context_length

@@ -11,6 +11,7 @@ from typing import Any
 
 from scratchlm.config import CHECKPOINT_ARG, DEVICE_ARG, Command, arg
 from scratchlm.eval.tasks import EVAL_SEED, evaluate
+from scratchlm.folders import make_dirs
 from scratchlm.model.generate import decode_layout
 from scratchlm.posttrain.common import load_chat_model
 from scratchlm.runtime import pick_device
@@ -37,6 +38,7 @@ def task_eval(checkpoint: str, n: int, seed: int, device: str, json_path: Path |
     """`scratchlm task eval`: the answers and the rates, also written to `json_path` if given."""
     result = evaluate_task(checkpoint, n, seed, device)
     if json_path is not None:
+        make_dirs(json_path.parent)
         tmp = json_path.with_name(json_path.name + ".tmp")
         tmp.write_text(json.dumps(result, indent=2) + "\n")
         tmp.replace(json_path)

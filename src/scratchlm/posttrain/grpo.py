@@ -244,7 +244,7 @@ def run_grpo(cfg: GRPOConfig, resume: str | None = None, task: Task | None = Non
 
 def _run_grpo(cfg: GRPOConfig, resume: str | None, task: Task, info: DistInfo) -> LoopResult:
     t, device = cfg.training, info.device
-    policy = start_policy(cfg.policy, t, cfg.optimizer, info)
+    policy = start_policy(cfg.policy, cfg.out_dir, t, cfg.optimizer, info)
     model, tokenizer = policy.model, policy.tokenizer
     reference = None
     if cfg.kl_coef > 0:

@@ -12,6 +12,7 @@ from typing import Any
 
 from scratchlm.config import CHECKPOINT_ARG, DEVICE_ARG, Command, arg
 from scratchlm.eval.tasks import get_task, self_preference_records, write_jsonl
+from scratchlm.folders import make_dirs
 from scratchlm.model.generate import decode_layout
 from scratchlm.posttrain.common import load_chat_model
 from scratchlm.runtime import pick_device
@@ -41,7 +42,7 @@ def write_self_pairs(
         decode_layout(model.eval()), tokenizer, prompts, seed, max_new_tokens
     )
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(out.parent)
     write_jsonl(out, records)
     log.info("self pairs: %d written to %s", len(records), out)
     return {"checkpoint": str(path), "pairs": len(records), "path": str(out)}

@@ -92,7 +92,7 @@ def run_sft(cfg: SFTConfig, resume: str | None = None) -> LoopResult:
 
 def _run_sft(cfg: SFTConfig, resume: str | None, info: DistInfo) -> LoopResult:
     t, device = cfg.training, info.device
-    policy = start_policy(cfg.base, t, cfg.optimizer, info)
+    policy = start_policy(cfg.base, cfg.out_dir, t, cfg.optimizer, info)
     model, tokenizer = policy.model, policy.tokenizer
     examples = load_sft_examples(cfg.data, tokenizer, model.config.context_length,
                                  cfg.skip_malformed)  # fmt: skip

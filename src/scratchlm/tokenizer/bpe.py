@@ -40,6 +40,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from scratchlm.config import Command, Flag
+from scratchlm.folders import check_creatable, new_dirs, usual_permissions
 from scratchlm.tokenizer.pretokenize import count_pretokens, find_chunk_boundaries
 from scratchlm.tokenizer.tokenizer import Tokenizer
 
@@ -156,12 +157,9 @@ def _count_range_sized(job: tuple[str, int, int, tuple[str, ...]]) -> tuple[int,
 def check_output_dir(output_dir: str | os.PathLike[str]) -> Path:
     """Fail early, before a long training run, if `output_dir` cannot be written."""
     out = Path(output_dir)
-    if not out.parent.is_dir():
-        raise FileNotFoundError(
-            f"the parent of --output-dir does not exist: {out.parent} (create it first)"
-        )
     if out.exists() and not out.is_dir():
         raise ValueError(f"--output-dir {out} exists and is not a directory")
+    check_creatable(out)
     return out
 
 
@@ -174,19 +172,22 @@ def save_tokenizer_dir(
     """Write vocab.json, merges.txt and tokenizer.json with `Tokenizer.save`, all or nothing.
 
     The files go to a temporary sibling directory first, which is then renamed to `output_dir`
-    (or, if that directory exists, its files are moved into it one by one).
+    (or, if that directory exists, its files are moved into it one by one). Missing parent
+    folders are created.
     """
     out = check_output_dir(output_dir)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        Tokenizer(vocab, merges, special_tokens).save(tmp)
-        if out.is_dir():
-            for path in tmp.iterdir():
-                os.replace(path, out / path.name)
-        else:
-            os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with new_dirs(out.parent):
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        try:
+            Tokenizer(vocab, merges, special_tokens).save(tmp)
+            if out.is_dir():
+                for path in tmp.iterdir():
+                    os.replace(path, out / path.name)
+            else:
+                usual_permissions(tmp)
+                os.replace(tmp, out)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

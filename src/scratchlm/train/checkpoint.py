@@ -28,7 +28,7 @@ import random
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
@@ -119,49 +119,27 @@ def resolve_resume(resume: str, root: Path) -> Path:
 def checkpoint_problem(path: Path) -> str | None:
     """What makes checkpoint directory `path` unusable (`.../model.safetensors is damaged (...)`).
 
-    None when it is intact as far as a quick look can tell: both JSON files parse, the safetensors
-    header fits the file's size, and both torch files open, memory-mapped, with weights_only (their
-    zip directory sits at the end, so a truncated file fails). Loading is `load_checkpoint`'s job.
+    None when it is intact as far as a quick look can tell: both JSON files parse and state.json
+    has its step, the safetensors header fits the file's size, and both torch files open,
+    memory-mapped, with weights_only (their zip directory sits at the end, so a truncated file
+    fails). The messages are `load_checkpoint`'s, which reads everything.
     """
-    for name, read in PARTS.items():
-        file = path / name
-        if not file.is_file():
-            return f"{file} is missing"
+    try:
+        _read_step(path / "state.json", _read_json(path / "state.json"))
+        _read_json(path / "config.json")
+        if not (path / "model.safetensors").is_file():
+            raise _missing(path / "model.safetensors")
         try:
-            read(file)
-        except Exception as exc:  # each reader raises its own types; any of them means damage
-            reason = (str(exc).strip() or type(exc).__name__).splitlines()[0].split(". ")[0]
-            return f"{file} is damaged ({reason})"
+            with safe_open(str(path / "model.safetensors"), "pt"):
+                pass
+        except SafetensorError as exc:
+            reason = f"{exc}; truncated or not safetensors"
+            raise _damaged(path / "model.safetensors", reason) from None
+        for name in ("optimizer.pt", "rng.pt"):
+            _read_tensors(path / name, mmap=True)
+    except (OSError, ValueError) as exc:
+        return str(exc).removesuffix("; pass another checkpoint")
     return None
-
-
-def _read_state(file: Path) -> None:
-    state = json.loads(file.read_text())
-    if not isinstance(state, dict) or not isinstance(state.get("step"), int):
-        raise ValueError("not a JSON object with an integer step")
-
-
-def _read_config(file: Path) -> None:
-    if not isinstance(json.loads(file.read_text()), dict):
-        raise ValueError("not a JSON object")
-
-
-def _read_safetensors(file: Path) -> None:
-    with safe_open(str(file), "pt"):
-        pass
-
-
-def _read_torch(file: Path) -> None:
-    torch.load(file, map_location="cpu", weights_only=True, mmap=True)
-
-
-PARTS: dict[str, Callable[[Path], None]] = {
-    "state.json": _read_state,
-    "config.json": _read_config,
-    "model.safetensors": _read_safetensors,
-    "optimizer.pt": _read_torch,
-    "rng.pt": _read_torch,
-}
 
 
 def save_checkpoint(
@@ -225,31 +203,84 @@ def _write(
 
 
 def load_checkpoint(path: Path) -> Checkpoint:
-    """Read a checkpoint directory (tensors to CPU), refusing unknown format versions."""
-    try:
-        state = json.loads((path / "state.json").read_text())
-        version = state.get("format_version")
-        if version != FORMAT_VERSION:
-            raise ValueError(
-                f"checkpoint {path} has format version {version}, this code reads {FORMAT_VERSION}"
-            )
-        return Checkpoint(
-            path=path,
-            model_state=load_file(str(path / "model.safetensors")),
-            optim_state=torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True),
-            state=state,
-            rng=torch.load(path / "rng.pt", map_location="cpu", weights_only=True),
-            config=json.loads((path / "config.json").read_text()),
+    """Read a checkpoint directory (tensors to CPU), refusing unknown format versions.
+
+    A missing, truncated or malformed file is an error naming it (FileNotFoundError, ValueError).
+    """
+    state = _read_json(path / "state.json")
+    version = state.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ValueError(
+            f"checkpoint {path} has format version {version}, this code reads {FORMAT_VERSION}"
         )
-    except FileNotFoundError as exc:
-        raise FileNotFoundError(
-            f"checkpoint {path} is incomplete: missing {Path(exc.filename).name}"
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"checkpoint {path} has a corrupt JSON file: {exc}") from None
+    _read_step(path / "state.json", state)
+    return Checkpoint(
+        path=path,
+        model_state=_read_weights(path / "model.safetensors"),
+        optim_state=_read_tensors(path / "optimizer.pt"),
+        state=state,
+        rng=_read_tensors(path / "rng.pt"),
+        config=_read_json(path / "config.json"),
+    )
+
+
+def _missing(path: Path) -> FileNotFoundError:
+    return FileNotFoundError(f"{path} is missing: checkpoint {path.parent} is incomplete")
+
+
+def _damaged(path: Path, reason: str) -> ValueError:
+    return ValueError(f"{path} is damaged ({reason}); pass another checkpoint")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """One of a checkpoint's JSON files, which must hold an object."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise _missing(path) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _damaged(path, f"not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise _damaged(path, f"it holds a JSON {type(data).__name__}, not an object")
+    return data
+
+
+def _read_step(path: Path, state: dict[str, Any]) -> int:
+    """state.json's step, which must be a step number."""
+    step = state.get("step")
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise _damaged(path, f"'step' should be a step number, got {step!r}")
+    return step
+
+
+def _read_weights(path: Path) -> dict[str, Tensor]:
+    """A safetensors file's tensors, on CPU."""
+    if not path.is_file():
+        raise _missing(path)
+    try:
+        return load_file(str(path))
+    except SafetensorError as exc:
+        raise _damaged(path, f"{exc}; truncated or not a safetensors file") from None
+
+
+def _read_tensors(path: Path, mmap: bool = False) -> Any:
+    """A `torch.save` file read with weights_only=True: tensors and plain containers, no code."""
+    if not path.is_file():
+        raise _missing(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise ValueError(f"refusing to load {path}: it holds more than tensors ({first})") from None
+        lines = [line.strip() for line in str(exc).splitlines()]
+        detail = next((line for line in lines if "WeightsUnpickler error" in line), lines[0])
+        if "Unsupported global" in detail:  # torch's advice to allow the class is left out
+            detail = detail.split(" was not an allowed global")[0]
+            raise ValueError(
+                f"refusing to load {path.parent}: {path.name} holds more than tensors ({detail})"
+            ) from None
+        raise _damaged(path, detail) from None
+    except (RuntimeError, EOFError, ValueError) as exc:  # truncated zip, empty or short file
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise _damaged(path, reason.split(". ")[0]) from None
 
 
 def check_compatible(
@@ -540,15 +571,27 @@ def find_checkpoint(path: str | Path) -> Path:
 
 
 def load_model(path: Path, device: torch.device | str = "cpu") -> TransformerLM:
-    """The TransformerLM of a checkpoint directory, in eval mode on `device`."""
-    config_path = path / "config.json"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} has no config.json")
-    config = json.loads(config_path.read_text())
-    model_config = ModelConfig.from_dict(config.get("model", config))
+    """The TransformerLM of a checkpoint directory, in eval mode on `device`.
+
+    A missing, truncated or malformed config.json or model.safetensors, or weights that do not fit
+    the config, is an error naming the file.
+    """
+    config = _read_json(path / "config.json")
+    try:
+        model_config = ModelConfig.from_dict(dict(config.get("model", config)))
+    except (TypeError, ValueError) as exc:
+        raise _damaged(path / "config.json", str(exc)) from None
     model = TransformerLM.from_config(model_config, device="meta")
-    state = load_file(str(path / "model.safetensors"))
+    state = _read_weights(path / "model.safetensors")
     model.to_empty(device=device)
     model.init_weights()  # fills the non-persistent rotary tables; the weights come next
-    model.load_state_dict(state, strict=True)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        lines = str(exc).strip().splitlines()
+        detail = lines[min(1, len(lines) - 1)].strip().rstrip(".")
+        raise ValueError(
+            f"{path / 'model.safetensors'} does not match {path / 'config.json'} ({detail}); "
+            "pass another checkpoint"
+        ) from None
     return model.eval()

@@ -84,10 +84,10 @@ class TrainingConfig:
         for name in names:
             if getattr(self, name) < 1:
                 raise ValueError(f"training.{name} must be >= 1, got {getattr(self, name)}")
-        if self.stop_after is not None and not 0 <= self.stop_after <= self.steps:
+        if self.stop_after is not None and not 1 <= self.stop_after <= self.steps:
             raise ValueError(
-                f"training.stop_after must be between 0 and training.steps ({self.steps}), "
-                f"got {self.stop_after}"
+                f"training.stop_after must be between 1 and training.steps ({self.steps}), or "
+                f"null to run every step; got {self.stop_after}"
             )
         if self.time_budget is not None:
             parse_duration(self.time_budget)

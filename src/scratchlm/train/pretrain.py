@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from scratchlm.config import Command, to_dict
 from scratchlm.data.loader import TokenSampler, eval_batches, open_tokens
 from scratchlm.eval.loss import eval_metrics, loss_sums
+from scratchlm.folders import check_creatable
 from scratchlm.model.config import ModelConfig, tiny
 from scratchlm.model.functional import cross_entropy
 from scratchlm.model.generate import SamplingConfig, generate
@@ -74,10 +75,10 @@ class EvalConfig:
     temperature: float = 0.8
 
     def __post_init__(self) -> None:
-        if self.max_tokens is not None and self.max_tokens < 2:
-            raise ValueError(f"eval.max_tokens must be >= 2 (none: all), got {self.max_tokens}")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError(f"eval.batch_size must be >= 1, got {self.batch_size}")
+        for name, value in (("eval.max_tokens", self.max_tokens),
+                            ("eval.batch_size", self.batch_size)):  # fmt: skip
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1 or null (the default), got {value}")
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,7 @@ def _pretrain(cfg: PretrainConfig, resume: str | None, info: DistInfo) -> LoopRe
     keep_freed_memory(device)  # on a CPU: no fresh zero-filled pages for each step
     amp = autocast(device, autocast_dtype(device, t.dtype))
 
+    check_creatable(cfg.run_dir())  # fail now; the directory comes once the inputs have loaded
     tokenizer_dir = Path(cfg.data.tokenizer_dir) if cfg.data.tokenizer_dir else None
     tokenizer = load_tokenizer(tokenizer_dir, m.vocab_size)
     byte_lengths = None
