@@ -416,9 +416,12 @@ def run_task_eval(args: argparse.Namespace) -> int:
 
     from scratchlm.eval.tasks import EVAL_SEED
     from scratchlm.posttrain.evaluate import evaluate_task
+    from scratchlm.runtime import pick_device
+    from scratchlm.train.checkpoint import find_checkpoint
 
     seed = EVAL_SEED if args.seed is None else args.seed
-    result = evaluate_task(args.checkpoint, args.n, seed, args.device)
+    device = pick_device(args.device)
+    result = evaluate_task(find_checkpoint(args.checkpoint), device, args.n, seed)
     for sample in result["samples"]:
         print(f"Q: {sample['prompt']}\nA: {sample['answer']!r} (score {sample['score']:.2f})\n")
     kinds = ", ".join(f"{k[5:]} {v:.3f}" for k, v in result.items() if k.startswith("rate_"))
@@ -433,8 +436,11 @@ def run_task_eval(args: argparse.Namespace) -> int:
 
 def run_task_pairs(args: argparse.Namespace) -> int:
     from scratchlm.posttrain.pairs import write_self_pairs
+    from scratchlm.runtime import pick_device
+    from scratchlm.train.checkpoint import find_checkpoint
 
-    result = write_self_pairs(args.checkpoint, args.out, args.task, args.n, args.seed, args.device)
+    checkpoint, device = find_checkpoint(args.checkpoint), pick_device(args.device)
+    result = write_self_pairs(checkpoint, args.out, device, args.task, args.n, args.seed)
     print(f"wrote {result['path']} ({result['pairs']} pairs from {result['checkpoint']})")
     return 0
 
@@ -608,14 +614,20 @@ def add_speedrun(sub: argparse._SubParsersAction) -> None:
         "gpt2-owt (torchrun, several GPUs)",
     )
     p.add_argument("--out", type=Path, default=None, help="run directory (runs/speedrun-PRESET)")
+    p.add_argument(
+        "--budget",
+        default=None,
+        metavar="TIME",
+        help="wall-clock time for pretraining (90s, 10m, 1h): sizes its steps to fit",
+    )
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
     p.set_defaults(func=run_speedrun)
 
 
 def run_speedrun(args: argparse.Namespace) -> int:
-    from scratchlm.speedrun import make_config, speedrun
+    from scratchlm.pipeline import make_config, speedrun
 
-    cfg = make_config(args.preset, args.overrides)
+    cfg = make_config(args.preset, args.overrides, args.budget)
     home = Path(os.environ.get("SCRATCHLM_HOME", "runs"))
     out = args.out or home / f"speedrun-{args.preset}"
     report = speedrun(cfg, out)

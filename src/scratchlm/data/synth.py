@@ -67,8 +67,9 @@ from scratchlm.data.synth_words import (
     Place,
     Thing,
 )
+from scratchlm.tokenizer import END_OF_TEXT
 
-SEPARATOR = "\n<|endoftext|>\n"
+SEPARATOR = f"\n{END_OF_TEXT}\n"
 DEFAULT_SIZE_MB = 20.0
 VALID_FRACTION = 0.02
 MIN_WORDS, MAX_WORDS = 80, 250

@@ -8,24 +8,26 @@ the same seeded instructions in the chat template.
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from scratchlm.eval.tasks import EVAL_SEED, evaluate
 from scratchlm.model.generate import decode_layout
 from scratchlm.posttrain.common import load_chat_model
-from scratchlm.runtime import pick_device
-from scratchlm.train.checkpoint import find_checkpoint
 
 
 def evaluate_task(
-    checkpoint_dir: str | Path,
+    checkpoint: Path,
+    device: torch.device,
     n: int = 100,
     seed: int = EVAL_SEED,
-    device: str = "auto",
     max_new_tokens: int = 128,
 ) -> dict[str, Any]:
-    """Rate (fraction of instructions fully satisfied) and details for `n` seeded instructions."""
+    """Rate (fraction of instructions fully satisfied) and details for `n` seeded instructions.
+
+    checkpoint: a checkpoint directory (`find_checkpoint` turns a run directory into one).
+    """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
-    path = find_checkpoint(checkpoint_dir)
-    model, tokenizer = load_chat_model(path, pick_device(device))
+    model, tokenizer = load_chat_model(checkpoint, device)
     result = evaluate(decode_layout(model.eval()), tokenizer, n, seed, max_new_tokens)
-    return {"checkpoint": str(path), "seed": seed, **result}
+    return {"checkpoint": str(checkpoint), "seed": seed, **result}

@@ -10,32 +10,34 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from scratchlm.eval.tasks import get_task, self_preference_records, write_jsonl
 from scratchlm.model.generate import decode_layout
 from scratchlm.posttrain.common import load_chat_model
-from scratchlm.runtime import pick_device
-from scratchlm.train.checkpoint import find_checkpoint
 
 log = logging.getLogger(__name__)
 
 
 def write_self_pairs(
-    checkpoint_dir: str | Path,
+    checkpoint: Path,
     out: str | Path,
+    device: torch.device,
     task: str = "default",
     n: int = 1000,
     seed: int = 0,
-    device: str = "auto",
     max_new_tokens: int = 64,
 ) -> dict[str, Any]:
-    """Write `n` on-policy pairs for `task` prompts to the JSONL file `out`; returns a summary."""
+    """Write `n` on-policy pairs for `task` prompts to the JSONL file `out`; returns a summary.
+
+    checkpoint: a checkpoint directory (`find_checkpoint` turns a run directory into one).
+    """
     if n < 1:
         raise ValueError(f"the number of pairs must be >= 1, got {n}")
     if Path(out).is_dir():
         raise ValueError(f"{out} is a directory: give the path of the .jsonl file to write")
     prompts = get_task(task).prompts(n, seed)
-    path = find_checkpoint(checkpoint_dir)
-    model, tokenizer = load_chat_model(path, pick_device(device))
+    model, tokenizer = load_chat_model(checkpoint, device)
     records = self_preference_records(
         decode_layout(model.eval()), tokenizer, prompts, seed, max_new_tokens
     )
@@ -43,4 +45,4 @@ def write_self_pairs(
     out.parent.mkdir(parents=True, exist_ok=True)
     write_jsonl(out, records)
     log.info("self pairs: %d written to %s", len(records), out)
-    return {"checkpoint": str(path), "pairs": len(records), "path": str(out)}
+    return {"checkpoint": str(checkpoint), "pairs": len(records), "path": str(out)}
