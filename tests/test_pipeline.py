@@ -26,7 +26,7 @@ from scratchlm.pipeline.results import (
     write_marker,
 )
 from scratchlm.pipeline.runner import StageRunner, check_same_config, make_out_dir
-from scratchlm.pipeline.stages import resume_flag, trained
+from scratchlm.pipeline.stages import resume_flag, saved_result, trained
 from scratchlm.train.loop import LoopResult
 
 RATE = TaskRate(
@@ -149,6 +149,24 @@ def test_training_stage_resumes_and_a_stopped_loop_is_not_done(tmp_path: Path) -
     result = trained(replace(loop, step=4), time_budget="90s")
     assert (result.step, result.steps, result.tokens, result.time_budget) == (4, 4, 100, "90s")
     assert result.checkpoint == str(run_dir / "checkpoints" / "step_00000002")
+
+
+def test_a_run_in_other_processes_is_read_from_its_newest_checkpoint(tmp_path: Path) -> None:
+    """What the speedrun learns about a torchrun pretraining from the state.json it left."""
+    state = {"stage": "train", "step": 8, "tokens_seen": 4096, "metrics": {"loss": 2.5},
+             "schedule": {"name": "cosine", "total_steps": 8, "next_lr": 0.0}}  # fmt: skip
+    for step in (4, 8):
+        path = tmp_path / "checkpoints" / f"step_{step:08d}"
+        path.mkdir(parents=True)
+        (path / "state.json").write_text(json.dumps({**state, "step": step}))
+    result = trained(saved_result(tmp_path), params=10, time_budget=None)
+    assert (result.step, result.steps, result.tokens, result.metrics) == (8, 8, 4096, {"loss": 2.5})
+    assert result.checkpoint == str(tmp_path / "checkpoints" / "step_00000008")
+    # Stopped while a time-budgeted run was still sizing itself: not finished.
+    state["schedule"]["total_steps"] = None
+    (tmp_path / "checkpoints" / "step_00000008" / "state.json").write_text(json.dumps(state))
+    with pytest.raises(KeyboardInterrupt):
+        trained(saved_result(tmp_path))
 
 
 def test_config_guard_names_the_first_key_that_differs(tmp_path: Path) -> None:

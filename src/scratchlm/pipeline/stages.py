@@ -8,7 +8,6 @@ writes no marker and the next run resumes it.
 
 import json
 import logging
-import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -44,6 +43,7 @@ from scratchlm.posttrain.evaluate import evaluate_task
 from scratchlm.posttrain.grpo import GRPOConfig, run_grpo
 from scratchlm.posttrain.pairs import write_self_pairs
 from scratchlm.posttrain.sft import SFTConfig, run_sft
+from scratchlm.runtime import base_dir
 from scratchlm.tokenizer import END_OF_TEXT, Tokenizer, train_bpe
 from scratchlm.train import checkpoint as ckpt
 from scratchlm.train.loop import LoopResult
@@ -64,7 +64,7 @@ def stage_corpus(c: CorpusConfig, out: Path) -> Corpus:
         s = write_corpus(out / "corpus", size_mb=c.size_mb, seed=c.seed)
         train, valid = s.out / "train.txt", s.out / "valid.txt"
     else:
-        root = Path(c.download_dir or Path(os.environ.get("SCRATCHLM_HOME", "runs")) / "data")
+        root = Path(c.download_dir) if c.download_dir else base_dir() / "data"
         paths = download(c.source, root / c.source)
         names = [p.name for p in paths]
         train, valid = (paths[names.index(n)] for n in DOWNLOADED[c.source])
