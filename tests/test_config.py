@@ -40,6 +40,23 @@ def test_round_trip_through_dict_and_json(tmp_path) -> None:
     assert load_config(Outer, tmp_path / "c.json") == cfg
 
 
+@dataclass(frozen=True)
+class Table:
+    numbers: dict[str, float]
+    parts: dict[str, Inner]
+
+
+def test_mappings_convert_each_value_by_type() -> None:
+    data = {"numbers": {"loss": 1, "lr": "0.5"}, "parts": {"a": {"lr": 2, "betas": [0.1, 0.2]}}}
+    table = from_dict(Table, data)
+    assert table == Table({"loss": 1.0, "lr": 0.5}, {"a": Inner(lr=2.0, betas=(0.1, 0.2))})
+    assert from_dict(Table, to_dict(table)) == table
+    with pytest.raises(ValueError, match=r"numbers must be a mapping, got \[1\]"):
+        from_dict(Table, {"numbers": [1], "parts": {}})
+    with pytest.raises(ValueError, match="numbers.loss must be a number, got 'low'"):
+        from_dict(Table, {"numbers": {"loss": "low"}, "parts": {}})
+
+
 def test_yaml_values_are_converted_by_field_type(tmp_path) -> None:
     # YAML reads 3e-4 (no dot) as a string and 2 as an int; the annotation decides.
     (tmp_path / "c.yaml").write_text(

@@ -20,7 +20,7 @@ RANK = {
     "inference": 7,
     "serve": 8,
     "export": 8,
-    "speedrun": 9,
+    "pipeline": 9,
     "cli": 10,
 }
 

@@ -1,12 +1,19 @@
 """`scratchlm speedrun` on the miniature preset: every stage, reruns skip, interruptions resume."""
 
 import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from cli_runner import ForkRunner
 
-import scratchlm.speedrun as sr
+import scratchlm.pipeline.stages as stages
+from scratchlm.cli import main
+from scratchlm.pipeline import make_config, speedrun
+from scratchlm.train.loop import LoopResult
+from scratchlm.train.pretrain import PretrainConfig
 
 pytestmark = pytest.mark.slow
 
@@ -14,17 +21,23 @@ STAGES = ["corpus", "tokenizer", "tokenize", "pretrain", "task", "sft", "pairs",
           "evaluate"]  # fmt: skip
 
 
-def test_speedrun_end_to_end_then_rerun_skips(tmp_path: Path, cli: ForkRunner) -> None:
-    # As the README's quick form runs it: in an empty directory, into the default location.
-    result = cli.run(["speedrun", "--preset", "mini"], tmp_path, timeout=600)
-    assert result.returncode == 0, result.stderr
+def test_speedrun_end_to_end_then_rerun_skips(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As a user runs it: in an empty directory, without --out, into runs/speedrun-mini.
+    env = {k: v for k, v in os.environ.items() if k != "SCRATCHLM_HOME"}
+    command = [sys.executable, "-m", "scratchlm", "speedrun", "--preset", "mini"]
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"report: {Path('runs/speedrun-mini/report.md')}"
     out = tmp_path / "runs" / "speedrun-mini"
-    assert result.stdout.strip().endswith(f"report: {Path('runs/speedrun-mini/report.md')}")
     assert sorted(p.stem for p in (out / "stages").glob("*.json")) == sorted(STAGES)
     report = (out / "report.md").read_text()
     for stage in STAGES:
         assert f"| {stage} |" in report
     assert "Validation loss" in report and "constraint-satisfaction rate" in report
+    assert "in 6 steps" in report and "time budget" not in report
     for stage in ("pretrain", "sft", "dpo", "grpo"):
         assert (out / f"{stage}-loss.png").stat().st_size > 1000
         assert f"| {stage} | " in report.split("constraint-satisfaction rate")[1]
@@ -33,40 +46,51 @@ def test_speedrun_end_to_end_then_rerun_skips(tmp_path: Path, cli: ForkRunner) -
     dpo_data = json.loads((out / "dpo" / "config.json").read_text())["data"]
     assert len(pairs) == 24 and dpo_data == str(Path("runs/speedrun-mini/pairs/preference.jsonl"))
 
+    # The same command again, in-process: every stage is skipped, report.md is rewritten.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SCRATCHLM_HOME", raising=False)
     before = {p.name: p.stat().st_mtime_ns for p in (out / "stages").iterdir()}
-    assert cli.run(["speedrun", "--preset", "mini"], tmp_path).returncode == 0
+    capsys.readouterr()
+    assert main(["speedrun", "--preset", "mini"]) == 0
     assert {p.name: p.stat().st_mtime_ns for p in (out / "stages").iterdir()} == before
+    assert (out / "report.md").read_text() == report  # rebuilt from the markers alone
 
     # Another config into the same directory is refused, naming the key that differs.
-    result = cli.run(["speedrun", "--preset", "mini", "tokenizer.vocab_size=300"], tmp_path)
-    assert result.returncode == 2 and "tokenizer.vocab_size=320" in result.stderr
+    code = main(["speedrun", "--preset", "mini", "tokenizer.vocab_size=300"])
+    assert code == 2
+    assert "tokenizer.vocab_size=320" in capsys.readouterr().err
+    code = main(["speedrun", "--preset", "mini", "--budget", "90s"])
+    assert code == 2
+    assert "pretrain.training.time_budget=None, not '90s'" in capsys.readouterr().err
 
     # A bad setting is refused before any stage runs.
-    bad = ["speedrun", "--preset", "mini", "--out", "bad", "posttrain.self_pairs_task=nope"]
-    result = cli.run(bad, tmp_path)
-    assert result.returncode == 2 and "posttrain.self_pairs_task must be one of" in result.stderr
+    code = main(["speedrun", "--preset", "mini", "--out", str(tmp_path / "bad"),
+                 "posttrain.self_pairs_task=nope"])  # fmt: skip
+    assert code == 2 and "posttrain.self_pairs_task must be one of" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
 
 
 def test_interrupted_pretraining_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "run"
-    real_pretrain = sr.pretrain
+    real_pretrain = stages.pretrain
 
-    def interrupted(cfg: sr.PretrainConfig, resume: str | None = None) -> dict:
+    def interrupted(cfg: PretrainConfig, resume: str | None = None) -> LoopResult:
         """What SIGINT/SIGTERM at step 3 does: a checkpoint, then a normal return."""
-        stopped = sr.replace(cfg, training=sr.replace(cfg.training, stop_after=3))
+        stopped = replace(cfg, training=replace(cfg.training, stop_after=3))
         return real_pretrain(stopped, resume=resume)
 
-    cfg = sr.make_config("mini", ["posttrain.method=none"])
-    monkeypatch.setattr(sr, "pretrain", interrupted)
+    cfg = make_config("mini", ["posttrain.method=none"])
+    monkeypatch.setattr(stages, "pretrain", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        sr.speedrun(cfg, out)
+        speedrun(cfg, out)
     assert not (out / "stages" / "pretrain.json").exists()
-    monkeypatch.setattr(sr, "pretrain", real_pretrain)
-    sr.speedrun(cfg, out)
+    monkeypatch.setattr(stages, "pretrain", real_pretrain)
+    speedrun(cfg, out)
     rows = [
         json.loads(line) for line in (out / "pretrain" / "metrics.jsonl").read_text().splitlines()
     ]
     train_steps = [r["step"] for r in rows if "loss" in r]
     assert train_steps == [2, 4, 6]  # steps 1-3 before the stop, 4-6 after the resume
-    assert json.loads((out / "stages" / "pretrain.json").read_text())["step"] == 6
+    marker = json.loads((out / "stages" / "pretrain.json").read_text())
+    assert marker["step"] == marker["steps"] == 6
+    assert marker["checkpoint"] == str(out / "pretrain" / "checkpoints" / "step_00000006")

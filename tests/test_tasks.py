@@ -127,11 +127,18 @@ def test_default_task_is_registered() -> None:
 
 def test_evaluate_task_reports_a_rate(tmp_path: Path, corpus_text: str) -> None:
     base = make_base_checkpoint(tmp_path, corpus_text, context_length=96)
-    result = evaluate_task(base.parent.parent, n=6, seed=0, device="cpu", max_new_tokens=8)
+    result = evaluate_task(base, torch.device("cpu"), n=6, seed=0, max_new_tokens=8)
     assert 0.0 <= result["rate"] <= 1.0 and result["n"] == 6
     assert result["checkpoint"] == str(base)
     assert len(result["samples"]) == 4 and all(0 <= s["score"] <= 1 for s in result["samples"])
     assert score(make_instructions(1, 0)[0], "") == 0.0
+    # The command takes a run directory too: its newest checkpoint is graded.
+    out = tmp_path / "rate.json"
+    code = main(["task", "eval", "--checkpoint", str(base.parent.parent), "--n", "2", "--seed",
+                 "0", "--device", "cpu", "--json", str(out)])  # fmt: skip
+    assert code == 0
+    written = json.loads(out.read_text())
+    assert written["checkpoint"] == str(base) and written["n"] == 2
 
 
 def test_self_pairs_reject_the_models_own_mistakes(tmp_path: Path, corpus_text: str) -> None:

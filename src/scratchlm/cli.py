@@ -214,12 +214,12 @@ def build_parser(load: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def run_speedrun(preset: str, out: Path | None, overrides: list[str]) -> str:
+def run_speedrun(preset: str, out: Path | None, budget: str | None, overrides: list[str]) -> str:
     """`scratchlm speedrun`: the preset's config with the overrides, run into `out`."""
-    from scratchlm.speedrun import SpeedrunConfig, make_config, speedrun
+    from scratchlm.pipeline import SpeedrunConfig, make_config, speedrun
 
     check_once(SpeedrunConfig, [(item, item) for item in overrides])
-    cfg = make_config(preset, overrides)
+    cfg = make_config(preset, overrides, budget)
     home = Path(os.environ.get("SCRATCHLM_HOME", "runs"))
     return f"report: {speedrun(cfg, out or home / f'speedrun-{preset}')}"
 
@@ -234,6 +234,8 @@ SPEEDRUN_COMMAND = Command(
             help="cpu (default, ~11 min on 2 cores), mini (smoke test), tinystories (1 GPU), "
             "gpt2-owt (torchrun, several GPUs)"),
         arg("--out", type=Path, default=None, help="run directory (runs/speedrun-PRESET)"),
+        arg("--budget", default=None, metavar="TIME",
+            help="wall-clock time for pretraining (90s, 10m, 1h): sizes its steps to fit"),
         arg("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides"),
     ),
 )  # fmt: skip

@@ -2,9 +2,9 @@
 
 A config is a tree of frozen dataclasses. `from_dict` builds one from plain data and converts each
 value by the field's type annotation: `int`, `float`, `str`, `bool`, `X | None`, `Literal[...]`,
-`tuple[...]`, `list[...]` and nested dataclasses. Override text goes through `ast.literal_eval` only
-where a container or quoted string is expected; it is never evaluated as code. Unknown keys raise
-`ValueError` listing the valid ones.
+`tuple[...]`, `list[...]`, `dict[str, ...]` and nested dataclasses. Override text goes through
+`ast.literal_eval` only where a container or quoted string is expected; it is never evaluated as
+code. Unknown keys raise `ValueError` listing the valid ones.
 
     cfg = load_config(PretrainConfig, "configs/cpu-tiny.yaml", ["optimizer.lr=1e-3",
     "training.steps=50"])
@@ -258,6 +258,11 @@ def _convert(value: Any, annotation: Any, key: str) -> Any:
         item = args[0] if args else Any
         items = [v if item is Any else _convert(v, item, key) for v in value]
         return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"{key} must be a mapping, got {value!r}")
+        item = args[1] if args else Any
+        return {k: v if item is Any else _convert(v, item, f"{key}.{k}") for k, v in value.items()}
     if annotation is Any:
         return value
     raise ValueError(f"{key}: unsupported field type {annotation}")

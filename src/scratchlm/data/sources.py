@@ -20,10 +20,10 @@ from tqdm import tqdm
 
 from scratchlm.config import OUT_DIR_ARG, Command, arg
 from scratchlm.folders import make_dirs, remove_dirs
+from scratchlm.tokenizer import END_OF_TEXT
 
 log = logging.getLogger(__name__)
 
-SEPARATOR = "<|endoftext|>"
 FORMATS = (".txt", ".jsonl", ".parquet")
 READ_CHARS = 1 << 22
 
@@ -73,7 +73,7 @@ def _text_documents(path: Path) -> Iterator[str]:
     with open(path, encoding="utf-8") as f:
         try:
             while chunk := f.read(READ_CHARS):
-                *docs, pending = (pending + chunk).split(SEPARATOR)
+                *docs, pending = (pending + chunk).split(END_OF_TEXT)
                 yield from (d for d in docs if d.strip())
         except UnicodeDecodeError as exc:
             where = f"{exc.reason} near byte {exc.start}"
@@ -138,7 +138,7 @@ def prepare_text(
             for path in files:
                 for doc in iter_documents(path, text_field):
                     split = "valid" if rng.random() < valid_fraction else "train"
-                    outs[split].write(doc.strip("\n") + SEPARATOR)
+                    outs[split].write(doc.strip("\n") + END_OF_TEXT)
                     counts[split] += 1
                     bar.update()
             bar.close()

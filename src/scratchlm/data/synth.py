@@ -69,8 +69,9 @@ from scratchlm.data.synth_words import (
     Thing,
 )
 from scratchlm.folders import make_dirs, remove_dirs
+from scratchlm.tokenizer import END_OF_TEXT
 
-SEPARATOR = "\n<|endoftext|>\n"
+SEPARATOR = f"\n{END_OF_TEXT}\n"
 DEFAULT_SIZE_MB = 20.0
 VALID_FRACTION = 0.02
 MIN_WORDS, MAX_WORDS = 80, 250

@@ -20,12 +20,10 @@ from scratchlm.model.generate import SamplingConfig, decode_layout, stream
 from scratchlm.model.transformer import TransformerLM
 from scratchlm.runtime import pick_device
 from scratchlm.tokenizer.chat import CHAT_SPECIAL_TOKENS, has_chat_tokens, render_prompt
-from scratchlm.tokenizer.tokenizer import Tokenizer
+from scratchlm.tokenizer.tokenizer import END_OF_TEXT, Tokenizer
 from scratchlm.train.checkpoint import find_checkpoint, load_model
 
 log = logging.getLogger(__name__)
-
-END_OF_TEXT = "<|endoftext|>"
 
 
 class TextStream:

@@ -1,11 +1,11 @@
 """What SFT, DPO and GRPO share: the policy in the chat template, and their default settings.
 
-`load_chat_model` reads a checkpoint (a checkpoint directory, or a run directory's newest one), adds
-the chat tokens to its tokenizer and grows the model to match (`resize_token_embeddings`).
-`start_policy` does that on this process's device, wraps the model for data parallelism under
-torchrun and builds its optimizer; the stage then hands everything to `scratchlm.train.loop`, the
-loop pretraining runs too. Checkpoints carry the chat tokenizer, so `scratchlm chat`, `serve` and
-the next post-training stage read them like any other.
+`load_chat_model` reads a checkpoint directory (a command resolves a run directory to its newest
+checkpoint once, with `find_checkpoint`), adds the chat tokens to its tokenizer and grows the model
+to match (`resize_token_embeddings`). `start_policy` does that on this process's device, wraps the
+model for data parallelism under torchrun and builds its optimizer; the stage then hands everything
+to `scratchlm.train.loop`, the loop pretraining runs too. Checkpoints carry the chat tokenizer, so
+`scratchlm chat`, `serve` and the next post-training stage read them like any other.
 """
 
 from collections.abc import Callable
@@ -101,9 +101,9 @@ def policy_stage(
     )
 
 
-def load_chat_model(path: str | Path, device: torch.device) -> tuple[TransformerLM, Tokenizer]:
-    """A checkpoint's model and tokenizer, with the chat tokens added and the model grown to fit."""
-    path = ckpt.find_checkpoint(path)
+def load_chat_model(path: Path, device: torch.device) -> tuple[TransformerLM, Tokenizer]:
+    """A checkpoint directory's model and tokenizer, with the chat tokens added and the model grown
+    to fit."""
     if not (path / "tokenizer").is_dir():
         raise FileNotFoundError(
             f"checkpoint {path} has no tokenizer/: pretrain with data.tokenizer_dir set"
@@ -116,7 +116,7 @@ def load_chat_model(path: str | Path, device: torch.device) -> tuple[Transformer
 
 
 def start_policy(
-    source: str, out_dir: str, training: TrainingConfig, opt: OptimizerConfig, info: DistInfo
+    source: Path, out_dir: str, training: TrainingConfig, opt: OptimizerConfig, info: DistInfo
 ) -> Policy:
     """Load `source` in the chat template on this rank's device, wrap it, build its optimizer.
 
@@ -131,7 +131,7 @@ def start_policy(
     return Policy(model, wrapped, tokenizer, build_optimizer(model, opt))
 
 
-def load_reference(path: str, policy: TransformerLM, device: torch.device) -> TransformerLM:
+def load_reference(path: Path, policy: TransformerLM, device: torch.device) -> TransformerLM:
     """A frozen model of the policy's shape (DPO's reference, GRPO's KL anchor)."""
     reference, _ = load_chat_model(path, device)
     check_same_shape(policy, reference)

@@ -30,6 +30,7 @@ from scratchlm.posttrain.common import (
 from scratchlm.posttrain.functional import dpo_loss, pair_log_probs
 from scratchlm.runtime import DistInfo, process_group
 from scratchlm.tokenizer.chat import chat_tokens
+from scratchlm.train.checkpoint import find_checkpoint
 from scratchlm.train.config import OptimizerConfig, ScheduleConfig, TrainingConfig
 from scratchlm.train.loop import LoopResult, train_loop
 
@@ -90,9 +91,11 @@ def run_dpo(cfg: DPOConfig, resume: str | None = None) -> LoopResult:
 
 def _run_dpo(cfg: DPOConfig, resume: str | None, info: DistInfo) -> LoopResult:
     t, device = cfg.training, info.device
-    policy = start_policy(cfg.policy, cfg.out_dir, t, cfg.optimizer, info)
+    source = find_checkpoint(cfg.policy)
+    policy = start_policy(source, cfg.out_dir, t, cfg.optimizer, info)
     model, tokenizer = policy.model, policy.tokenizer
-    reference = load_reference(cfg.reference or cfg.policy, model, device)
+    reference_path = find_checkpoint(cfg.reference) if cfg.reference else source
+    reference = load_reference(reference_path, model, device)
     context = model.config.context_length
     pairs = load_preference_pairs(cfg.data, tokenizer, context, cfg.skip_malformed)
     train, held = split_held_out(pairs, cfg.held_out, t.seed)

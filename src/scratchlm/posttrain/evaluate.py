@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from scratchlm.config import CHECKPOINT_ARG, DEVICE_ARG, Command, arg
 from scratchlm.eval.tasks import EVAL_SEED, evaluate
 from scratchlm.folders import make_dirs
@@ -19,24 +21,26 @@ from scratchlm.train.checkpoint import find_checkpoint
 
 
 def evaluate_task(
-    checkpoint_dir: str | Path,
+    checkpoint: Path,
+    device: torch.device,
     n: int = 100,
     seed: int = EVAL_SEED,
-    device: str = "auto",
     max_new_tokens: int = 128,
 ) -> dict[str, Any]:
-    """Rate (fraction of instructions fully satisfied) and details for `n` seeded instructions."""
+    """Rate (fraction of instructions fully satisfied) and details for `n` seeded instructions.
+
+    checkpoint: a checkpoint directory (`find_checkpoint` turns a run directory into one).
+    """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
-    path = find_checkpoint(checkpoint_dir)
-    model, tokenizer = load_chat_model(path, pick_device(device))
+    model, tokenizer = load_chat_model(checkpoint, device)
     result = evaluate(decode_layout(model.eval()), tokenizer, n, seed, max_new_tokens)
-    return {"checkpoint": str(path), "seed": seed, **result}
+    return {"checkpoint": str(checkpoint), "seed": seed, **result}
 
 
 def task_eval(checkpoint: str, n: int, seed: int, device: str, json_path: Path | None) -> str:
     """`scratchlm task eval`: the answers and the rates, also written to `json_path` if given."""
-    result = evaluate_task(checkpoint, n, seed, device)
+    result = evaluate_task(find_checkpoint(checkpoint), pick_device(device), n, seed)
     if json_path is not None:
         make_dirs(json_path.parent)
         tmp = json_path.with_name(json_path.name + ".tmp")

@@ -43,6 +43,7 @@ from scratchlm.posttrain.functional import (
 from scratchlm.runtime import DistInfo, process_group
 from scratchlm.tokenizer.chat import chat_tokens, render_prompt
 from scratchlm.tokenizer.tokenizer import Tokenizer
+from scratchlm.train.checkpoint import find_checkpoint
 from scratchlm.train.config import OptimizerConfig, ScheduleConfig, TrainingConfig
 from scratchlm.train.loop import LoopResult, train_loop
 
@@ -244,11 +245,13 @@ def run_grpo(cfg: GRPOConfig, resume: str | None = None, task: Task | None = Non
 
 def _run_grpo(cfg: GRPOConfig, resume: str | None, task: Task, info: DistInfo) -> LoopResult:
     t, device = cfg.training, info.device
-    policy = start_policy(cfg.policy, cfg.out_dir, t, cfg.optimizer, info)
+    source = find_checkpoint(cfg.policy)
+    policy = start_policy(source, cfg.out_dir, t, cfg.optimizer, info)
     model, tokenizer = policy.model, policy.tokenizer
     reference = None
     if cfg.kl_coef > 0:
-        reference = load_reference(cfg.reference or cfg.policy, model, device)
+        reference_path = find_checkpoint(cfg.reference) if cfg.reference else source
+        reference = load_reference(reference_path, model, device)
     eval_prompts = task.prompts(cfg.eval_prompts, EVAL_SEED)
 
     def loss_fn(module: nn.Module, rollout: Rollout) -> tuple[Tensor, dict]:

@@ -10,6 +10,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from scratchlm.config import CHECKPOINT_ARG, DEVICE_ARG, Command, arg
 from scratchlm.eval.tasks import get_task, self_preference_records, write_jsonl
 from scratchlm.folders import make_dirs
@@ -22,22 +24,24 @@ log = logging.getLogger(__name__)
 
 
 def write_self_pairs(
-    checkpoint_dir: str | Path,
+    checkpoint: Path,
     out: str | Path,
+    device: torch.device,
     task: str = "default",
     n: int = 1000,
     seed: int = 0,
-    device: str = "auto",
     max_new_tokens: int = 64,
 ) -> dict[str, Any]:
-    """Write `n` on-policy pairs for `task` prompts to the JSONL file `out`; returns a summary."""
+    """Write `n` on-policy pairs for `task` prompts to the JSONL file `out`; returns a summary.
+
+    checkpoint: a checkpoint directory (`find_checkpoint` turns a run directory into one).
+    """
     if n < 1:
         raise ValueError(f"the number of pairs must be >= 1, got {n}")
     if Path(out).is_dir():
         raise ValueError(f"{out} is a directory: give the path of the .jsonl file to write")
     prompts = get_task(task).prompts(n, seed)
-    path = find_checkpoint(checkpoint_dir)
-    model, tokenizer = load_chat_model(path, pick_device(device))
+    model, tokenizer = load_chat_model(checkpoint, device)
     records = self_preference_records(
         decode_layout(model.eval()), tokenizer, prompts, seed, max_new_tokens
     )
@@ -45,12 +49,12 @@ def write_self_pairs(
     make_dirs(out.parent)
     write_jsonl(out, records)
     log.info("self pairs: %d written to %s", len(records), out)
-    return {"checkpoint": str(path), "pairs": len(records), "path": str(out)}
+    return {"checkpoint": str(checkpoint), "pairs": len(records), "path": str(out)}
 
 
 def task_pairs(checkpoint: str, out: Path, task: str, n: int, seed: int, device: str) -> str:
     """`scratchlm task pairs`: `write_self_pairs`, then a line saying what it wrote."""
-    result = write_self_pairs(checkpoint, out, task, n, seed, device)
+    result = write_self_pairs(find_checkpoint(checkpoint), out, pick_device(device), task, n, seed)
     return f"wrote {result['path']} ({result['pairs']} pairs from {result['checkpoint']})"
 
 

@@ -35,6 +35,7 @@ from scratchlm.posttrain.common import (
 from scratchlm.posttrain.functional import get_response_log_probs, masked_normalize
 from scratchlm.runtime import DistInfo, process_group
 from scratchlm.tokenizer.chat import chat_tokens
+from scratchlm.train.checkpoint import find_checkpoint
 from scratchlm.train.config import OptimizerConfig, ScheduleConfig, TrainingConfig
 from scratchlm.train.loop import LoopResult, train_loop
 
@@ -92,7 +93,7 @@ def run_sft(cfg: SFTConfig, resume: str | None = None) -> LoopResult:
 
 def _run_sft(cfg: SFTConfig, resume: str | None, info: DistInfo) -> LoopResult:
     t, device = cfg.training, info.device
-    policy = start_policy(cfg.base, cfg.out_dir, t, cfg.optimizer, info)
+    policy = start_policy(find_checkpoint(cfg.base), cfg.out_dir, t, cfg.optimizer, info)
     model, tokenizer = policy.model, policy.tokenizer
     examples = load_sft_examples(cfg.data, tokenizer, model.config.context_length,
                                  cfg.skip_malformed)  # fmt: skip

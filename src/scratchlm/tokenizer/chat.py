@@ -17,9 +17,9 @@ rows (see `scratchlm.posttrain.vocab.resize_token_embeddings`).
 
 from dataclasses import dataclass
 
-from scratchlm.tokenizer.tokenizer import Tokenizer
+from scratchlm.tokenizer.tokenizer import END_OF_TEXT, Tokenizer
 
-BOS = "<|endoftext|>"
+BOS = END_OF_TEXT  # a conversation opens the way every pretraining document does
 SYSTEM = "<|system|>"
 USER = "<|user|>"
 ASSISTANT = "<|assistant|>"

@@ -42,6 +42,9 @@ from scratchlm.tokenizer.pretokenize import GPT2_PATTERN, GPT2_REGEX, special_to
 
 log = logging.getLogger(__name__)
 
+# The special token between documents: corpora here are joined with it, tokenizers trained with it.
+END_OF_TEXT = "<|endoftext|>"
+
 # Positions where GPT-2 pre-tokenization has a boundary whatever text comes later: before a space
 # between two non-spaces, after a newline between two non-spaces, and between letters, digits and
 # other symbols (except after an apostrophe, which may start a contraction such as 's). Searched

@@ -36,7 +36,7 @@ from scratchlm.runtime import (
     process_group,
     seed_everything,
 )
-from scratchlm.tokenizer import Tokenizer
+from scratchlm.tokenizer import END_OF_TEXT, Tokenizer
 from scratchlm.train.config import (
     OptimizerConfig,
     ScheduleConfig,
@@ -234,7 +234,7 @@ def text_sample(
     """The sample prompt continued by the model (KV-cache sampling, stops at <|endoftext|>)."""
     prompt = tokenizer.encode(cfg.sample_prompt)[-model.config.context_length :]
     room = model.config.context_length - len(prompt) + 1
-    eot = tokenizer.special_ids.get("<|endoftext|>")
+    eot = tokenizer.special_ids.get(END_OF_TEXT)
     sampling = SamplingConfig(
         max_new_tokens=max(0, min(cfg.sample_tokens, room)),
         temperature=cfg.temperature,
