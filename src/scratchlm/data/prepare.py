@@ -124,9 +124,9 @@ def read_chunks(path: Path, chunk_size: int, special_tokens: Sequence[str]) -> I
     """Yield the text of `path` in pieces of at most `chunk_size` characters, each cut where
     encoding separately changes nothing, so that memory is bounded by the chunk size whatever the
     text: before the last document separator, else at a pre-token boundary in the chunk's last
-    sixteenth (`find_cut`, quick), else at the last one anywhere (`cut_long_text`, a full pass). A pre-token longer than a chunk has no such
-    place: it is split (logged once), and its parts encode as if a pre-token boundary were there.
-    Invalid UTF-8 is a ValueError.
+    sixteenth (`find_cut`, quick), else at the last one anywhere (`cut_long_text`, a full pass).
+    A pre-token longer than a chunk has no such place: it is split (logged once), and its parts
+    encode as if a pre-token boundary were there. Invalid UTF-8 is a ValueError.
 
     A chunk_size below about twice the longest special token is raised to that, to leave room
     for a cut.
