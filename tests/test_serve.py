@@ -314,6 +314,22 @@ def test_generate_command_streams_the_greedy_text(
     assert capsys.readouterr().out == "Lily" + expected + "\n"
 
 
+def test_serve_refuses_a_bad_or_busy_port(
+    checkpoint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["serve", "--checkpoint", checkpoint, "--device", "cpu", "--port"]
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = str(busy.getsockname()[1])
+        for port, message in (("99999", "--port must be in 0..65535"), (taken, "in use")):
+            assert main([*argv, port]) == 2, port
+            out, err = capsys.readouterr()
+            assert out == "", port  # nothing claims to be serving
+            assert err.startswith("error: ") and err.count("\n") == 1, err
+            assert message in err and "Traceback" not in err, err
+
+
 def test_chat_command_keeps_the_conversation(
     checkpoint: str,
     engine: Engine,
