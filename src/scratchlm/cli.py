@@ -207,7 +207,7 @@ def add_tokenize(sub: argparse._SubParsersAction) -> None:
         "--chunk-size",
         type=int,
         default=4 << 20,
-        help="characters per chunk, about (default: 4 Mi)",
+        help="characters per chunk, at most (default: 4 Mi)",
     )
     p.set_defaults(func=run_tokenize)
 
