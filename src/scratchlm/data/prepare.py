@@ -9,7 +9,8 @@ parts of about a chunk, encoded as if a pre-token boundary separated them, and a
 where. Worker processes encode chunks in parallel; at most `queue_size` chunks are in flight, and
 their ids are appended to the output in the original order as they arrive. Memory is bounded by
 the chunk size and the queue, never by the file size or the text's shape, and time is linear in
-the file size."""
+the file size.
+"""
 
 import codecs
 import logging
@@ -155,7 +156,7 @@ def read_chunks(path: Path, chunk_size: int, special_tokens: Sequence[str]) -> I
                 if split and not warned:
                     log.warning(
                         "%s: a pre-token longer than the chunk size (%d characters) was split at "
-                        "character %d; its ids differ from encoding the whole text",
+                        "character %d; there the ids may differ from encoding the whole text",
                         path, capacity, position + cut,
                     )  # fmt: skip
                     warned = True

@@ -418,24 +418,22 @@ def serve(
                 "listening on %s: anyone who can reach this machine can use the model", host
             )
         engine = Engine.from_checkpoint(checkpoint, device)
+        address = f"[{host}]" if ":" in host else host
         port = sock.getsockname()[1]
-        print(f"serving {engine.name} on http://{host}:{port}/ (API under /v1; Ctrl-C stops)")
+        print(f"serving {engine.name} on http://{address}:{port}/ (API under /v1; Ctrl-C stops)")
         config = uvicorn.Config(create_app(engine, limits), log_level="warning")
         uvicorn.Server(config).run(sockets=[sock])
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to host:port; ValueError (one line) when that cannot be done."""
+    """A TCP socket bound to host:port (IPv6 when the host has a colon, as uvicorn does); a
+    one-line ValueError when that cannot be done."""
     if not 0 <= port <= 65535:
         raise ValueError(f"--port must be in 0..65535, got {port}")
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-        sock = socket.socket(family, kind, proto)
-    except OSError as exc:
-        raise ValueError(f"cannot listen on {host}: {exc.strerror or exc}; check --host") from None
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
+        sock.bind((host, port))
     except OSError as exc:
         sock.close()
         hint = "pick another --port" if exc.errno == errno.EADDRINUSE else "check --host and --port"
