@@ -231,11 +231,12 @@ def test_run_directory_and_its_missing_parents_are_created(
     make_out_dir(tmp_path / "a" / "b" / "run")
     assert (tmp_path / "a" / "b" / "run" / "stages").is_dir()
     (tmp_path / "file").write_text("not a folder")
-    with pytest.raises(OSError, match=r"cannot create .*file/run: .*choose a writable --out"):
+    with pytest.raises(OSError, match=r"cannot create .*file/run/stages: .*file is not a folder"):
         make_out_dir(tmp_path / "file" / "run")
     assert main(["speedrun", "--preset", "mini", "--out", str(tmp_path / "file" / "run")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: cannot create {tmp_path / 'file' / 'run'}")
+    assert err[0].endswith("file is not a folder")
 
 
 def test_report_shows_every_stage_and_the_time_budget(tmp_path: Path) -> None:

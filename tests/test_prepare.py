@@ -1,6 +1,7 @@
 """scratchlm tokenize: chunked, parallel encoding into a .npy equals encoding the whole text."""
 
 import re
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -109,3 +110,74 @@ def test_bad_input_is_one_line_error_and_no_file(
     assert (tmp_path / "new" / "dir" / "out.npy").is_file()  # missing folders are created
     assert main(args + ["--output-path", str(out), "--special-tokens", "<|nope|>"]) == 2
     assert "not special tokens of this tokenizer" in capsys.readouterr().err
+
+
+# Texts on one line without a document separator, shaped so that few or no places are cut by the
+# quick rule (`find_cut`): the chunks must still fall on pre-token boundaries.
+NO_SEPARATOR = {
+    "tab-separated numbers": "\t".join(str(i * 7919 % 1000) for i in range(800)),
+    "apostrophes": "'".join(["don", "t", "ll", "Lily", "s", "ve", "re", "x", "'"] * 120),
+    "whitespace runs": "  \t\n ".join(["a", "bb", "\n\n", "c1", "  "] * 150),
+    "prose on one line": " ".join(["Once upon a time, Lily's cat said: 42!"] * 60),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NO_SEPARATOR))
+def test_text_without_separator_encodes_as_a_whole(
+    setup, tmp_path: Path, name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, tok_dir, tokenizer = setup
+    text = NO_SEPARATOR[name]
+    path = tmp_path / "one_line.txt"
+    path.write_text(text, encoding="utf-8")
+    chunks = list(read_chunks(path, 150, [EOT]))
+    assert "".join(chunks) == text
+    assert len(chunks) > 10 and max(len(chunk) for chunk in chunks) <= 150
+    out = tmp_path / "one_line.npy"
+    tokenize_file(path, out, tok_dir, num_processes=1, chunk_size=150)
+    np.testing.assert_array_equal(np.load(out), tokenizer.encode_reference(text))
+    assert "pre-token longer than the chunk size" not in caplog.text
+
+
+def test_a_pre_token_longer_than_a_chunk_is_split(
+    setup, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, tok_dir, tokenizer = setup
+    path = tmp_path / "letters.txt"
+    text = "Lily" + "abcdefgh" * 100 + " and Tom"  # one pre-token of 804 letters
+    path.write_text(text, encoding="utf-8")
+    chunks = list(read_chunks(path, 100, [EOT]))
+    assert "".join(chunks) == text and max(len(chunk) for chunk in chunks) <= 100
+    assert caplog.text.count("pre-token longer than the chunk size") == 1
+    out = tmp_path / "letters.npy"
+    tokenize_file(path, out, tok_dir, num_processes=1, chunk_size=100)
+    # The long pre-token is encoded in parts, one per chunk; the text around it as a whole.
+    expected = [i for chunk in chunks for i in tokenizer.encode_reference(chunk)]
+    np.testing.assert_array_equal(np.load(out), expected)
+    assert tokenizer.decode(expected) == text
+    assert expected[-2:] == tokenizer.encode_reference(" and Tom")[-2:]
+
+
+def test_memory_is_bounded_by_the_chunk_size(setup, tmp_path: Path) -> None:
+    """Python's allocations while a 3 MB line without a single cut is read and encoded stay a
+    small multiple of the chunk: before, the reader held the whole line and then its ids."""
+    _, tok_dir, tokenizer = setup
+    path = tmp_path / "long_line.txt"
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(3000):  # 1,000-letter words joined by apostrophes, then one long run
+            f.write("abcdefghij" * 100 + ("'" if i < 1500 else ""))
+    size = path.stat().st_size
+    chunk = 8192
+    tokenizer.encode("")  # the fast path's one-off set-up, not part of the bound
+    tracemalloc.start()
+    try:
+        longest = max(len(piece) for piece in read_chunks(path, chunk, [EOT]))
+        read_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        tokenize_file(path, tmp_path / "long_line.npy", tok_dir, num_processes=1, chunk_size=chunk)
+        encode_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert longest <= chunk
+    assert read_peak < 16 * chunk < size / 20
+    assert encode_peak < size / 4  # mostly the ids of one chunk, as Python ints

@@ -1,14 +1,19 @@
 """Turn a text file into a `.npy` token file: `scratchlm tokenize`.
 
-The main process reads the text in large chunks and cuts each one at a document boundary (just
-before the last special token in it; `scratchlm.tokenizer.tokenizer.find_cut`), so every chunk
-encodes on its own to exactly the ids the whole text would give. Worker processes encode chunks
-in parallel; at most `queue_size` chunks are in flight, and their ids are appended to the output
-in the original order as they arrive. Memory is bounded by the chunk size and the queue, never
-by the file size.
+The main process reads the text in chunks of at most `chunk_size` characters and cuts each one
+where encoding the parts separately gives the ids of the whole: just before the last document
+separator in it, else at the last pre-token boundary that no later text can move
+(`scratchlm.tokenizer.tokenizer.find_cut`, then `cut_long_text`). Only a single pre-token longer
+than a chunk (say, megabytes of letters without a space) has no such place; it is split into
+parts of about a chunk, encoded as if a pre-token boundary separated them, and a warning says
+where. Worker processes encode chunks in parallel; at most `queue_size` chunks are in flight, and
+their ids are appended to the output in the original order as they arrive. Memory is bounded by
+the chunk size and the queue, never by the file size or the text's shape, and time is linear in
+the file size.
 """
 
 import codecs
+import logging
 import os
 import time
 from collections import deque
@@ -23,10 +28,12 @@ from tqdm import tqdm
 
 from scratchlm.config import Command, Flag
 from scratchlm.data.tokenfile import TokenFileWriter, token_dtype
-from scratchlm.tokenizer.tokenizer import Tokenizer, find_cut
+from scratchlm.tokenizer.tokenizer import Tokenizer, cut_long_text, find_cut
 
 DEFAULT_CHUNK_SIZE = 4 << 20
 SHOWN_IDS = 10
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -59,8 +66,7 @@ def tokenize_file(
     special_tokens: the document separators to cut chunks at, first one preferred; they must be
     special tokens of the tokenizer (default: all of its special tokens, in its order).
     num_processes: encoding workers (default: all cores). queue_size: chunks in flight (default:
-    twice the workers). chunk_size: characters per chunk, about (a chunk ends at a document
-    boundary, so it can be longer when a document is).
+    twice the workers). chunk_size: characters per chunk, at most (see `read_chunks`).
     """
     start = time.perf_counter()
     dataset_path, output_path = Path(dataset_path), Path(output_path)
@@ -117,33 +123,62 @@ def _separators(tokenizer: Tokenizer, chosen: Sequence[str] | None) -> list[str]
 
 
 def read_chunks(path: Path, chunk_size: int, special_tokens: Sequence[str]) -> Iterator[str]:
-    """Yield the text of `path` in pieces of about `chunk_size` characters, each cut where
-    encoding separately changes nothing (`find_cut`); invalid UTF-8 is a ValueError."""
+    """Yield the text of `path` in pieces of at most `chunk_size` characters, each cut where
+    encoding separately changes nothing, so that memory is bounded by the chunk size whatever the
+    text: before the last document separator, else at a pre-token boundary in the chunk's last
+    sixteenth (`find_cut`, quick), else at the last one anywhere (`cut_long_text`, a full pass).
+    A pre-token longer than a chunk has no such place: it is split (logged once), and its parts
+    encode as if a pre-token boundary were there. Invalid UTF-8 is a ValueError.
+
+    A chunk_size below about twice the longest special token is raised to that, to leave room
+    for a cut.
+    """
+    capacity = max(chunk_size, 2 * max((len(tok) for tok in special_tokens), default=0) + 8)
     decoder = codecs.getincrementaldecoder("utf-8")()
-    offset = 0
+    offset = 0  # bytes read
+    position = 0  # characters yielded
     buffer = ""
+    warned = eof = False
     with open(path, "rb") as f:
-        while True:
-            data = f.read(chunk_size)
-            held = len(decoder.getstate()[0])  # bytes of a character split by the last read
-            try:
-                buffer += decoder.decode(data, final=not data)
-            except UnicodeDecodeError as exc:
-                raise ValueError(
-                    f"{path} is not valid UTF-8 (bad byte at offset {offset - held + exc.start}); "
-                    "convert it to UTF-8 first"
-                ) from None
-            offset += len(data)
-            if not data:
+        while not eof:
+            parts, size = [buffer], len(buffer)
+            while size < capacity and not eof:
+                data = f.read(capacity - size)
+                eof = not data
+                parts.append(_decode(decoder, data, offset, path))
+                offset += len(data)
+                size += len(parts[-1])
+            buffer = "".join(parts)
+            if eof:
                 break
-            if len(buffer) < chunk_size:
-                continue
-            cut = find_cut(buffer, special_tokens)
-            if cut:
-                yield buffer[:cut]
-                buffer = buffer[cut:]
+            cut = find_cut(buffer, special_tokens, window=capacity // 16)
+            if not cut:
+                cut, split = cut_long_text(buffer, special_tokens)
+                if split and not warned:
+                    log.warning(
+                        "%s: a pre-token longer than the chunk size (%d characters) was split at "
+                        "character %d; there the ids may differ from encoding the whole text",
+                        path, capacity, position + cut,
+                    )  # fmt: skip
+                    warned = True
+            yield buffer[:cut]
+            position += cut
+            buffer = buffer[cut:]
     if buffer:
         yield buffer
+
+
+def _decode(decoder: codecs.IncrementalDecoder, data: bytes, offset: int, path: Path) -> str:
+    """The characters `data` completes (all that is left when `data` is empty: the end of the
+    file); `offset` is the file position of `data`. Invalid UTF-8 is a ValueError."""
+    held = len(decoder.getstate()[0])  # bytes of a character split by the last read
+    try:
+        return decoder.decode(data, final=not data)
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"{path} is not valid UTF-8 (bad byte at offset {offset - held + exc.start}); "
+            "convert it to UTF-8 first"
+        ) from None
 
 
 def _encode_chunk(tokenizer: Tokenizer, text: str) -> tuple[np.ndarray, int]:
@@ -240,6 +275,6 @@ COMMAND = Command(
         ),
         "--num-processes": Flag("num_processes", "encoding workers (none: all cores)", "N"),
         "--queue-size": Flag("queue_size", "chunks in flight (none: 2 x workers)", "N"),
-        "--chunk-size": Flag("chunk_size", "characters per chunk, about", "N"),
+        "--chunk-size": Flag("chunk_size", "characters per chunk, at most", "N"),
     },
 )

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from scratchlm.config import from_dict, to_dict
+from scratchlm.folders import make_dirs
 from scratchlm.pipeline.presets import SpeedrunConfig
 from scratchlm.pipeline.report import render_report
 from scratchlm.pipeline.results import (
@@ -112,12 +113,7 @@ def speedrun(cfg: SpeedrunConfig, out: Path) -> Path:
 
 def make_out_dir(out: Path) -> None:
     """Create `out`, its missing parents and its stages/ folder; refuse an unwritable place."""
-    try:
-        (out / "stages").mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OSError(
-            f"cannot create {out}: {exc.strerror or exc}; choose a writable --out"
-        ) from None
+    make_dirs(out / "stages")
     if not (os.access(out, os.W_OK) and os.access(out / "stages", os.W_OK)):
         raise OSError(f"{out} is not writable: choose a writable --out")
 

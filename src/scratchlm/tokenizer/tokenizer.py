@@ -45,12 +45,12 @@ log = logging.getLogger(__name__)
 # The special token between documents: corpora here are joined with it, tokenizers trained with it.
 END_OF_TEXT = "<|endoftext|>"
 
-# Positions where GPT-2 pre-tokenization has a boundary whatever text comes later: before a space
-# between two non-spaces, after a newline between two non-spaces, and between letters, digits and
-# other symbols (except after an apostrophe, which may start a contraction such as 's). Searched
-# backwards from the end.
+# Positions where GPT-2 pre-tokenization has a boundary whatever text comes later: before
+# whitespace that follows a non-space, after a newline between two non-spaces, and between letters,
+# digits and other symbols (except around an apostrophe, which may start a contraction such as
+# 's). Searched backwards from the end.
 _CUT_REGEX = regex.compile(
-    r"(?<=\S)(?= \S)|(?<=\S\n)(?=\S)|(?<=\p{L})(?=\p{N})|(?<=\p{N})(?=\p{L})"
+    r"(?<=\S)(?=\s)|(?<=\S\n)(?=\S)|(?<=\p{L})(?=\p{N})|(?<=\p{N})(?=\p{L})"
     r"|(?<=[\p{L}\p{N}])(?=[^\s\p{L}\p{N}'])|(?<=[^\s\p{L}\p{N}'])(?=[\p{L}\p{N}])",
     flags=regex.REVERSE,
 )
@@ -389,14 +389,15 @@ def _ranges(mask: np.ndarray) -> str:
     )
 
 
-def find_cut(text: str, special_tokens: Sequence[str]) -> int:
+def find_cut(text: str, special_tokens: Sequence[str], window: int | None = None) -> int:
     """A position 0 < c < len(text) such that for any continuation `more`,
     encode(text[:c]) + encode(text[c:] + more) == encode(text + more); 0 when none is found.
 
     Prefers a document boundary: just before the last occurrence of the first special token.
-    Otherwise takes the last place where pre-tokenization must have a boundary (`_CUT_REGEX`). A
-    cut never falls inside a special token, and the last `longest special token` characters are
-    left alone, since a special token there may still be incomplete.
+    Otherwise takes the last place where pre-tokenization must have a boundary (`_CUT_REGEX`),
+    looking only at the last `window` characters when given (the regex is slow to scan a text
+    that has no such place). A cut never falls inside a special token, and the last `longest
+    special token` characters are left alone, since a special token there may still be incomplete.
     """
     end = len(text) - max((len(tok) for tok in special_tokens), default=1)
     if special_tokens:
@@ -406,11 +407,67 @@ def find_cut(text: str, special_tokens: Sequence[str]) -> int:
             pos = text.rfind(doc, 0, pos + len(doc) - 1)
         if pos > 0:
             return pos
-    for match in _CUT_REGEX.finditer(text, 0, max(end, 0)):
+    start = 0 if window is None else max(len(text) - window, 0)
+    for match in _CUT_REGEX.finditer(text, start, max(end, 0)):
         pos = match.start()
         if pos > 0 and not _inside_special(text, pos, special_tokens):
             return pos
     return 0
+
+
+def cut_long_text(text: str, special_tokens: Sequence[str]) -> tuple[int, bool]:
+    """Where to cut `text` when `find_cut` finds no place: `(cut, split)` with 0 < cut < len(text),
+    or `(0, False)` when `text` is too short to cut.
+
+    First the exact way (`split` False, same guarantee as `find_cut`): run the pre-tokenizer over
+    `text` and take the last start of a pre-token or special token at least `margin` characters
+    before the end (3 + the longest special token's length). No continuation can change the
+    pieces before such a start: the GPT-2 regex looks at most two characters past a pre-token's
+    end, a special token that begins before it lies wholly inside `text`, and the one place where
+    the text before a cut would split differently on its own is left out (`_last_pretoken_start`).
+    This finds boundaries that `_CUT_REGEX` leaves out (after tabs, around apostrophes, inside
+    whitespace runs) and ones outside `find_cut`'s window, at the cost of a pass over the text.
+
+    When `text` has no such boundary (it is one pre-token, such as a long run of letters), the cut
+    is `margin` characters before the end (`split` True): that pre-token is split there, and its
+    two parts are encoded as if a pre-token boundary separated them.
+    """
+    margin = max((len(tok) for tok in special_tokens), default=0) + 3
+    limit = len(text) - margin
+    if limit < 1:
+        return 0, False
+    best, start, end = 0, 0, len(text)  # best cut so far; the current ordinary piece
+    special = special_token_regex(special_tokens)
+    for match in special.finditer(text) if special else ():
+        if match.start() > limit:
+            end = match.start()
+            break
+        best = max(_last_pretoken_start(text, start, match.start(), limit), match.start())
+        start = match.end()
+        if start > limit:  # `limit` falls inside this special token: cut before or after it
+            return best or start, False
+        best = start
+    best = max(best, _last_pretoken_start(text, start, end, limit))
+    return (best, False) if best else (limit, True)
+
+
+def _last_pretoken_start(text: str, start: int, end: int, limit: int) -> int:
+    """The last start in (start, limit] of a GPT-2 pre-token of text[start:end] where the text can
+    be cut; 0 if none.
+
+    Not after two whitespace characters when a non-space follows: there the whole text splits off
+    the run's last character (the regex's whitespace rule backs off one), but text cut there ends
+    with the run, which stays one pre-token.
+    """
+    piece = text[start:end]  # not finditer's endpos: the regex package's lookaheads see past it
+    last = 0
+    for match in GPT2_REGEX.finditer(piece):
+        pos = match.start()
+        if start + pos > limit:
+            break
+        if not (pos >= 2 and piece[pos - 2 : pos].isspace() and not piece[pos].isspace()):
+            last = pos
+    return start + last if last else 0
 
 
 def _inside_special(text: str, pos: int, special_tokens: Sequence[str]) -> bool:
