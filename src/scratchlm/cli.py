@@ -590,6 +590,55 @@ def run_import_hf(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="score a checkpoint with lm-evaluation-harness (offline or harness tasks)",
+        description="Run lm-eval tasks on the checkpoint with our model and tokenizer. Offline "
+        "tasks: story_endings, story_perplexity; with internet any harness task (hellaswag, ...).",
+    )
+    p.add_argument("--checkpoint", required=True, metavar="DIR", help="checkpoint or run dir")
+    p.add_argument("--tasks", required=True, help="comma-separated task names")
+    p.add_argument("--limit", type=int, default=None, help="at most N documents per task")
+    p.add_argument("--batch-size", type=int, default=16, help="requests per forward (16)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (default auto)")
+    p.add_argument("--apply-chat-template", action="store_true", help="chat checkpoints only")
+    p.add_argument("--out", type=Path, default=None, metavar="FILE", help="results JSON")
+    p.set_defaults(func=run_eval)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from scratchlm.harness.run import evaluate_checkpoint, harness_table
+
+    results, out = evaluate_checkpoint(
+        args.checkpoint, args.tasks.split(","), args.limit, args.batch_size, args.device,
+        args.out, args.apply_chat_template,
+    )  # fmt: skip
+    print(harness_table(results))
+    print(f"results: {out}")
+    return 0
+
+
+def add_export_gguf(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export-gguf",
+        help="write a checkpoint as a GGUF file for llama.cpp",
+        description="Write one GGUF file (llama architecture, our byte-level BPE tokenizer, the "
+        "chat template of a chat checkpoint) that llama.cpp and its bindings load.",
+    )
+    p.add_argument("--checkpoint", required=True, metavar="DIR", help="checkpoint or run dir")
+    p.add_argument("--out", type=Path, required=True, metavar="FILE", help="new .gguf file")
+    p.add_argument("--outtype", choices=["f32", "f16", "q8_0"], default="f16", help="(f16)")
+    p.set_defaults(func=run_export_gguf)
+
+
+def run_export_gguf(args: argparse.Namespace) -> int:
+    from scratchlm.export.gguf import export_gguf
+
+    print(f"exported to {export_gguf(args.checkpoint, args.out, args.outtype)}")
+    return 0
+
+
 def add_speedrun(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "speedrun",
@@ -640,6 +689,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve(sub)
     add_export_hf(sub)
     add_import_hf(sub)
+    add_eval(sub)
+    add_export_gguf(sub)
     add_speedrun(sub)
     del sub
     return parser
