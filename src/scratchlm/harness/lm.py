@@ -105,7 +105,7 @@ class ScratchLM(TemplateLM):
     def _loglikelihood_tokens(
         self, requests: Sequence[TokenRequest], disable_tqdm: bool = False, **_: Any
     ) -> list[tuple[float, bool]]:
-        """(summed log-probability of the continuation, whether it is the greedy one) per request."""
+        """(summed log-probability of the continuation, is it the greedy one) per request."""
         order = sorted(range(len(requests)), key=lambda i: -len(requests[i][1] + requests[i][2]))
         results: list[tuple[float, bool]] = [(0.0, False)] * len(requests)
         bar = tqdm(
@@ -144,7 +144,9 @@ class ScratchLM(TemplateLM):
         hidden = self.model.hidden_states(ids.to(self._device))  # (B, L, C)
         rows = [r for r, c in enumerate(continuations) for _ in c]
         positions = [
-            p for x, c in zip(inputs, continuations) for p in range(len(x) - len(c), len(x))
+            p
+            for x, c in zip(inputs, continuations, strict=True)
+            for p in range(len(x) - len(c), len(x))
         ]
         logits = F.linear(hidden[rows, positions], self.model.head_weight).float()  # (N, V)
         targets = torch.tensor([t for c in continuations for t in c], device=self._device)
@@ -153,7 +155,9 @@ class ScratchLM(TemplateLM):
             logprobs.gather(1, targets[:, None]).squeeze(1).split([len(c) for c in continuations])
         )
         greedy = (logprobs.argmax(dim=-1) == targets).split([len(c) for c in continuations])
-        return [(float(lp.sum()), bool(g.all())) for lp, g in zip(token_logprobs, greedy)]
+        return [
+            (float(lp.sum()), bool(g.all())) for lp, g in zip(token_logprobs, greedy, strict=True)
+        ]
 
     def loglikelihood_rolling(
         self, requests: list[Instance], disable_tqdm: bool = False
@@ -172,7 +176,8 @@ class ScratchLM(TemplateLM):
                 windows.append((None, context, continuation))
                 owners.append(n)
         totals = [0.0] * len(requests)
-        for n, (logprob, _) in zip(owners, self._loglikelihood_tokens(windows, disable_tqdm)):
+        scores = self._loglikelihood_tokens(windows, disable_tqdm)
+        for n, (logprob, _) in zip(owners, scores, strict=True):
             totals[n] += logprob
         for req, total in zip(requests, totals, strict=True):
             self.cache_hook.add_partial("loglikelihood_rolling", req.args, total)
