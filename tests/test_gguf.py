@@ -2,6 +2,8 @@
 with the `gguf` package, and llama.cpp itself (through llama-cpp-python) on the file: tokenizer
 ids, logits, greedy decoding, the chat template."""
 
+import itertools
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -129,17 +131,21 @@ def test_a_model_that_is_not_a_llama_is_refused(
 
 
 @pytest.fixture(scope="module")
-def llama(files: dict[str, Path]) -> object:
+def llama(files: dict[str, Path]) -> Iterator[object]:
     """A loader of the exported files in llama.cpp: f32 KV cache, all logits kept, one thread."""
     llama_cpp = pytest.importorskip("llama_cpp")
+    loaded: list[llama_cpp.Llama] = []
 
     def load(outtype: str) -> "llama_cpp.Llama":
-        return llama_cpp.Llama(
+        loaded.append(llama_cpp.Llama(
             str(files[outtype]), n_ctx=128, logits_all=True, verbose=False, n_threads=1,
             type_k=llama_cpp.GGML_TYPE_F32, type_v=llama_cpp.GGML_TYPE_F32,
-        )  # fmt: skip
+        ))  # fmt: skip
+        return loaded[-1]
 
-    return load
+    yield load
+    for model in loaded:
+        model.close()
 
 
 TEXTS = [
@@ -165,7 +171,8 @@ def test_llama_cpp_tokenizer_gives_our_ids(chat_ckpt: Path, llama: object) -> No
         assert theirs.detokenize(ids, special=True).decode() == text
 
 
-@pytest.mark.parametrize(("outtype", "atol"), [("f32", 1e-4), ("f16", 2e-2), ("q8_0", 5e-2)])
+# Measured on this tiny random model (logits up to ~1.7): f32 7e-7, f16 1.3e-3, q8_0 3.0e-2.
+@pytest.mark.parametrize(("outtype", "atol"), [("f32", 1e-4), ("f16", 1e-2), ("q8_0", 0.1)])
 def test_llama_cpp_logits_match_ours(
     chat_ckpt: Path, llama: object, outtype: str, atol: float
 ) -> None:
@@ -177,9 +184,9 @@ def test_llama_cpp_logits_match_ours(
     theirs.eval(ids)
     with torch.no_grad():
         expected = ours(torch.tensor([ids]))[0].numpy()
-    got = np.asarray(theirs.scores[: len(ids)])
+    got = np.array(theirs.scores[: len(ids)])
     assert np.abs(got - expected).max() < atol, np.abs(got - expected).max()
-    assert np.abs(expected).max() > 50 * atol  # the logits are not all near zero
+    assert np.abs(expected).max() > 1.0  # the logits are not all near zero
 
 
 def test_llama_cpp_greedy_decoding_picks_our_argmax(chat_ckpt: Path, llama: object) -> None:
@@ -188,7 +195,7 @@ def test_llama_cpp_greedy_decoding_picks_our_argmax(chat_ckpt: Path, llama: obje
     ours = load_model(chat_ckpt)
     theirs = llama("f32")
     prompt = [5, 80, 17, 260, 33, 9]
-    picked = list(theirs.generate(prompt, temp=0.0, top_k=1, reset=True))[:20]
+    picked = list(itertools.islice(theirs.generate(prompt, temp=0.0, top_k=1, reset=True), 20))
     assert len(picked) == 20
     with torch.no_grad():  # teacher-forced on llama.cpp's tokens: each is our argmax (up to 1e-4)
         logits = ours(torch.tensor([prompt + picked]))[0, len(prompt) - 1 : -1]

@@ -27,6 +27,7 @@ def test_markdown_table() -> None:
         "results": {
             "story_endings": {
                 "alias": "story_endings",
+                "sample_len": 100,
                 "acc,none": 0.25,
                 "acc_stderr,none": 0.0435,
                 "acc_norm,none": 0.3,

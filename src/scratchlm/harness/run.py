@@ -70,6 +70,8 @@ def evaluate_checkpoint(
         tasks=tasks,
         limit=limit,
         task_manager=manager,
+        batch_size=batch_size,
+        device=str(model.device),
         log_samples=False,
         apply_chat_template=apply_chat_template,
     )
@@ -99,16 +101,16 @@ def default_out(ckpt: Path, tasks: list[str]) -> Path:
 def markdown_table(results: dict[str, Any]) -> str:
     """A markdown table of the harness's results: task, metric, value, stderr, documents.
 
-    One row per metric of each task, in the order the harness reports them (the "alias" and
-    "*_stderr" entries are not metrics of their own; stderr goes beside its metric).
+    One row per metric of each task ("metric,filter" keys), in the order the harness reports them;
+    each "*_stderr" entry goes beside its metric.
     """
     lines = ["| task | metric | value | stderr | documents |", "|---|---|---:|---:|---:|"]
     samples = results.get("n-samples", {})
     for task, metrics in results["results"].items():
         n = samples.get(task, {}).get("effective", "")
         for key, value in metrics.items():
-            name, _, filt = key.partition(",")
-            if key == "alias" or name.endswith("_stderr"):
+            name, comma, filt = key.partition(",")
+            if not comma or name.endswith("_stderr"):  # alias, name, sample_len; stderrs
                 continue
             stderr = metrics.get(f"{name}_stderr,{filt}", "")
             label = name if filt in ("", "none") else f"{name} ({filt})"
