@@ -66,12 +66,22 @@ def ours(base_ckpt: Path) -> "lm_eval.api.model.LM":
     return ScratchLM(base_ckpt, batch_size=3, device="cpu")
 
 
-def test_registered_as_scratchlm() -> None:
+def test_harness_runs_it_by_its_registered_name(base_ckpt: Path) -> None:
     from lm_eval.api.registry import get_model
+    from lm_eval.tasks import TaskManager
 
     from scratchlm.harness.lm import ScratchLM
 
     assert get_model("scratchlm") is ScratchLM
+    results = lm_eval.simple_evaluate(
+        model="scratchlm",
+        model_args=f"checkpoint={base_ckpt},device=cpu,batch_size=2",
+        tasks=["story_endings"],
+        limit=2,
+        task_manager=TaskManager(include_path=str(TASK_DIR), include_defaults=False),
+    )
+    assert results["config"]["model"] == "scratchlm"
+    assert results["n-samples"]["story_endings"]["effective"] == 2
 
 
 @pytest.mark.slow

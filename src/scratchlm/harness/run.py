@@ -65,16 +65,22 @@ def evaluate_checkpoint(
             "or a task name of lm-eval ('lm-eval ls tasks' lists them)"
         )
     model = ScratchLM(ckpt, batch_size=batch_size, device=device)
-    results = lm_eval.simple_evaluate(
-        model=model,
-        tasks=tasks,
-        limit=limit,
-        task_manager=manager,
-        batch_size=batch_size,
-        device=str(model.device),
-        log_samples=False,
-        apply_chat_template=apply_chat_template,
-    )
+    try:
+        results = lm_eval.simple_evaluate(
+            model=model,
+            tasks=tasks,
+            limit=limit,
+            task_manager=manager,
+            batch_size=batch_size,
+            device=str(model.device),
+            log_samples=False,
+            apply_chat_template=apply_chat_template,
+        )
+    except OSError as exc:  # no network: the harness could not download a task's data
+        if not online:
+            raise
+        raise OSError(f"{exc}; {', '.join(online)} download their data: connect to the internet, "
+                      f"or use the offline tasks {', '.join(LOCAL_TASKS)}") from None  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(json.dumps(results, indent=2, default=handle_non_serializable) + "\n")
