@@ -66,6 +66,7 @@ def ours(base_ckpt: Path) -> "lm_eval.api.model.LM":
     return ScratchLM(base_ckpt, batch_size=3, device="cpu")
 
 
+@pytest.mark.slow
 def test_harness_runs_it_by_its_registered_name(base_ckpt: Path) -> None:
     from lm_eval.api.registry import get_model
     from lm_eval.tasks import TaskManager

@@ -135,6 +135,7 @@ def export_gguf(checkpoint: str | Path, out: str | Path, outtype: str = "f16") -
             f"{config.vocab_size}"
         )
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    logging.getLogger("gguf").setLevel(logging.WARNING)  # its INFO lines name the temporary file
     try:
         writer = gguf.GGUFWriter(tmp, "llama")
         _write_metadata(writer, gguf, config, tokenizer, outtype, ckpt)
