@@ -20,6 +20,7 @@ RANK = {
     "inference": 7,
     "serve": 8,
     "export": 8,
+    "harness": 8,  # lm-eval on checkpoints: loads them (train) and decodes text (inference)
     "pipeline": 9,
     "cli": 10,
 }

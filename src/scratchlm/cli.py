@@ -70,6 +70,10 @@ COMMANDS = {
                   "write a checkpoint as a Hugging Face LlamaForCausalLM directory"),
     "import-hf": ("scratchlm.export.hf:IMPORT_COMMAND",
                   "read a Hugging Face Llama directory (as export-hf writes) into a checkpoint"),
+    "eval": ("scratchlm.harness.run:COMMAND",
+             "score a checkpoint with lm-evaluation-harness (offline or harness tasks)"),
+    "export-gguf": ("scratchlm.export.gguf:COMMAND",
+                    "write a checkpoint as a GGUF file for llama.cpp"),
     "speedrun": ("scratchlm.cli:SPEEDRUN_COMMAND", "the whole pipeline (data, tokenizer, "
                  "pretraining, post-training, evaluation, report)"),
 }  # fmt: skip

@@ -64,7 +64,7 @@ def export_hf(checkpoint: str | Path, out: str | Path) -> Path:
     """Write the checkpoint (or a run directory's newest one) as a Hugging Face Llama directory."""
     ckpt = find_checkpoint(checkpoint)
     out = Path(out)
-    _refuse_existing(out)
+    refuse_existing(out)
     model = load_model(ckpt, "cpu")
     try:
         check_llama_compatible(model.config)
@@ -121,7 +121,7 @@ def import_hf(hf_dir: str | Path, out: str | Path) -> Path:
     """Read a Llama directory with a byte-level BPE tokenizer (as `export_hf` writes) into a
     scratchlm checkpoint directory `out` (step 0, no optimizer state)."""
     hf_dir, out = Path(hf_dir), Path(out)
-    _refuse_existing(out)
+    refuse_existing(out)
     config_path = hf_dir / "config.json"
     if not config_path.is_file():
         raise FileNotFoundError(f"{hf_dir} has no config.json: not a Hugging Face model directory")
@@ -184,7 +184,7 @@ def _hf_weights(hf_dir: Path) -> dict:
     return {k: v for shard in shards for k, v in load_file(str(hf_dir / shard)).items()}
 
 
-def _refuse_existing(out: Path) -> None:
+def refuse_existing(out: Path) -> None:
     if out.exists():
         raise FileExistsError(f"{out} already exists; choose a new --out or remove it first")
     check_creatable(out)

@@ -1,0 +1,1 @@
+"""lm-evaluation-harness on scratchlm checkpoints: the `scratchlm` model class, offline tasks."""
