@@ -19,7 +19,7 @@ step loop calls `backward()` itself.
 """
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +31,7 @@ from scratchlm.tokenizer.chat import BOS, chat_tokens
 from scratchlm.tokenizer.tokenizer import Tokenizer
 
 LossType = Literal["no_baseline", "reinforce_with_baseline", "grpo_clip"]
-LOSS_TYPES: tuple[str, ...] = ("no_baseline", "reinforce_with_baseline", "grpo_clip")
+LOSS_TYPES: tuple[str, ...] = get_args(LossType)
 LengthNormalization = Literal["sequence", "token"]
 
 
