@@ -268,7 +268,7 @@ def test_resuming_an_older_checkpoint_branches_and_latest_follows_the_branch(
 
     assert main([*train, "--resume", "latest", "optimizer.lr=1e-3"]) == 0
     assert "train finished at step 60" in capsys.readouterr().out
-    assert f"resumed from {root / 'step_00000050'} at step 50" in caplog.text
+    assert f"resumed train from {root / 'step_00000050'} at step 50" in caplog.text
     rows = metrics(run)
     assert steps_of(rows, "loss") == list(range(5, 61, 5))  # each step once
     assert steps_of(rows, "val_loss") == list(range(0, 61, 10))

@@ -64,8 +64,7 @@ def stage_args(stage: str, tmp_path: Path, corpus_text: str, token_data: dict) -
         return ["--policy", base, "--data", dpo_data(tmp_path / "dpo.jsonl"),
                 "training.batch_size=4", "held_out=0.2"]  # fmt: skip
     return ["--policy", base, "--task", "arithmetic", "training.batch_size=2",
-            "group_size=4", "max_new_tokens=6", "eval_prompts=2", "reuse=2",
-            "schedule.name=constant", "schedule.warmup_steps=0", "schedule.min_lr=0"]  # fmt: skip
+            "group_size=4", "max_new_tokens=6", "eval_prompts=2", "reuse=2"]  # fmt: skip
 
 
 def command(stage: str, out: Path, args: list[str], *extra: str) -> list[str]:
