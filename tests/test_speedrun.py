@@ -94,3 +94,17 @@ def test_interrupted_pretraining_resumes(tmp_path: Path, monkeypatch: pytest.Mon
     marker = json.loads((out / "stages" / "pretrain.json").read_text())
     assert marker["step"] == marker["steps"] == 6
     assert marker["checkpoint"] == str(out / "pretrain" / "checkpoints" / "step_00000006")
+
+
+@pytest.mark.slow
+def test_speedrun_with_a_harness_stage_reports_its_table(tmp_path: Path) -> None:
+    pytest.importorskip("lm_eval")
+    out = tmp_path / "run"
+    # The mini model's 128-token context is too short for story_endings' continuations.
+    overrides = ["posttrain.method=none", "harness.tasks=['story_perplexity']", "harness.limit=4"]
+    assert main(["speedrun", "--preset", "mini", "--out", str(out), *overrides]) == 0
+    report = (out / "report.md").read_text()
+    assert "## Evaluation (lm-evaluation-harness)" in report
+    assert "| story_perplexity | bits_per_byte |" in report
+    results = json.loads((out / "harness" / "pretrain.json").read_text())
+    assert set(results["results"]) == {"story_perplexity"}

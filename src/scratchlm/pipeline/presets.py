@@ -62,6 +62,17 @@ class PosttrainStageConfig:
 
 
 @dataclass(frozen=True)
+class HarnessStageConfig:
+    """lm-evaluation-harness tasks run on every stage's model after the task evaluation (none by
+    default): e.g. `harness.tasks=['story_endings','story_perplexity']` offline, or `['hellaswag']`
+    with internet. limit: at most that many documents per task."""
+
+    tasks: tuple[str, ...] = ()
+    limit: int | None = None
+    batch_size: int = 16
+
+
+@dataclass(frozen=True)
 class SpeedrunConfig:
     """The whole pipeline. Paths inside `pretrain`, `sft`, `dpo` and `grpo` are set by the run."""
 
@@ -72,6 +83,7 @@ class SpeedrunConfig:
     sft: SFTConfig = field(default_factory=SFTConfig)
     dpo: DPOConfig = field(default_factory=DPOConfig)
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
+    harness: HarnessStageConfig = field(default_factory=HarnessStageConfig)
     nproc_per_node: int = 1
 
 

@@ -15,6 +15,7 @@ from scratchlm.pipeline.presets import SpeedrunConfig
 from scratchlm.pipeline.results import (
     Corpus,
     Evaluation,
+    HarnessTables,
     SelfPairs,
     StageResult,
     TokenFiles,
@@ -48,6 +49,11 @@ def render_report(
     evaluation = results.get("evaluate")
     if isinstance(evaluation, Evaluation) and evaluation.rates:
         lines += task_section(evaluation)
+    harness = results.get("harness")
+    if isinstance(harness, HarnessTables):
+        lines += ["## Evaluation (lm-evaluation-harness)", ""]
+        for stage, table in harness.tables.items():
+            lines += [f"**{stage}** ({harness.files[stage]})", "", table]
     return "\n".join(lines) + "\n"
 
 

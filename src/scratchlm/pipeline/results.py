@@ -122,6 +122,14 @@ class Evaluation(StageResult):
     base_story: str
 
 
+@dataclass(frozen=True)
+class HarnessTables(StageResult):
+    """lm-evaluation-harness results of each stage's model, as markdown tables, and their JSON."""
+
+    tables: dict[str, str]
+    files: dict[str, str]
+
+
 R = TypeVar("R", bound=StageResult)
 
 

@@ -23,6 +23,7 @@ from scratchlm.pipeline.report import render_report
 from scratchlm.pipeline.results import (
     Corpus,
     Evaluation,
+    HarnessTables,
     R,
     SelfPairs,
     StageResult,
@@ -38,6 +39,7 @@ from scratchlm.pipeline.stages import (
     stage_dpo,
     stage_evaluate,
     stage_grpo,
+    stage_harness,
     stage_pairs,
     stage_pretrain,
     stage_sft,
@@ -106,6 +108,8 @@ def speedrun(cfg: SpeedrunConfig, out: Path) -> Path:
             grpo = run("grpo", Trained, lambda: stage_grpo(cfg.grpo, out, policy))
             models["grpo"] = grpo.checkpoint
     run("evaluate", Evaluation, lambda: stage_evaluate(cfg, models, device))
+    if cfg.harness.tasks:
+        run("harness", HarnessTables, lambda: stage_harness(cfg.harness, models, out, device))
     report = out / "report.md"
     write_text(report, render_report(cfg, out, runner.results, device))
     return report

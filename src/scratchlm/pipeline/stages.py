@@ -20,9 +20,11 @@ from scratchlm.data.download import download
 from scratchlm.data.prepare import tokenize_file
 from scratchlm.data.synth import write_corpus
 from scratchlm.eval.tasks import EVAL_SEED, write_task_files
+from scratchlm.harness.run import evaluate_checkpoint, markdown_table
 from scratchlm.model.generate import SamplingConfig, generate
 from scratchlm.pipeline.presets import (
     CorpusConfig,
+    HarnessStageConfig,
     PosttrainStageConfig,
     SpeedrunConfig,
     TokenizerStageConfig,
@@ -30,6 +32,7 @@ from scratchlm.pipeline.presets import (
 from scratchlm.pipeline.results import (
     Corpus,
     Evaluation,
+    HarnessTables,
     SelfPairs,
     TaskFiles,
     TaskRate,
@@ -226,3 +229,18 @@ def stage_evaluate(cfg: SpeedrunConfig, models: dict[str, str], device: torch.de
     generator = torch.Generator(device=device).manual_seed(0)
     ids = generate(model.eval(), [prompt], sampling, generator=generator)[0]
     return Evaluation(rates=rates, base_story=tokenizer.decode(prompt + ids))
+
+
+def stage_harness(
+    cfg: HarnessStageConfig, models: dict[str, str], out: Path, device: torch.device
+) -> HarnessTables:
+    """`cfg.tasks` of lm-evaluation-harness on each stage's model (`scratchlm eval`'s code)."""
+    tables, files = {}, {}
+    for stage, path in models.items():
+        json_path = out / "harness" / f"{stage}.json"
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        results, written = evaluate_checkpoint(
+            path, list(cfg.tasks), cfg.limit, cfg.batch_size, str(device), json_path
+        )
+        tables[stage], files[stage] = markdown_table(results), str(written)
+    return HarnessTables(tables=tables, files=files)
