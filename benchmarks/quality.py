@@ -2,7 +2,7 @@
 
     python benchmarks/quality.py --text corpus.txt --budget 100
     python benchmarks/quality.py --text corpus.txt --budget 600 --recipe cpu-tiny --recipe muon \
-        --seeds 2 --out runs/quality
+        --seeds 2 --out runs/quality --threads 1
 
 Steps, all through the public CLI (`python -m scratchlm ...`, the same entry point as the
 `scratchlm` command), as a user would run them:
@@ -23,7 +23,9 @@ Steps, all through the public CLI (`python -m scratchlm ...`, the same entry poi
 
 The table gives per recipe: held-out bits per byte (mean over seeds and the spread, max - min),
 its ratio to the first recipe's mean (the baseline), tokens seen, parameters, steps and the
-seconds of budget the training used (means over seeds).
+seconds of budget the training used (means over seeds). `--first-seed` shifts the seeds, to add
+runs to an earlier benchmark's. `--threads N` sets OMP_NUM_THREADS for every run: on a machine
+shared with other jobs, one thread per run is far steadier than torch's default (docs/ablations.md).
 
 A recipe is a YAML file, named by path or by name (`muon` = `benchmarks/recipes/muon.yaml`, or
 `configs/muon.yaml`). Either a `scratchlm train` config used as it is (`configs/cpu-tiny.yaml`, the
@@ -192,7 +194,7 @@ def split_point(text: str, fraction: float = 1 - HELD_OUT) -> int:
     (cut after it), else the whitespace nearest to that mark."""
     mark, slack = int(len(text) * fraction), max(1, len(text) // 100)
     after = text.find(SEPARATOR, mark)
-    before = text.rfind(SEPARATOR, 0, mark)
+    before = text.rfind(SEPARATOR, 0, mark + len(SEPARATOR))  # also one across the mark
     ends = [p + len(SEPARATOR) for p in (before, after) if p >= 0]
     ends = [e for e in ends if abs(e - mark) <= slack and e < len(text)]
     if ends:
@@ -309,6 +311,8 @@ def parse_args() -> argparse.Namespace:
                    help="recipe file or name, repeatable; the first is the baseline "
                         "(default: cpu-tiny alone)")  # fmt: skip
     p.add_argument("--seeds", type=int, default=2, help="seeds per recipe (default 2)")
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="seeds are FIRST .. FIRST + SEEDS - 1 (default 0)")  # fmt: skip
     p.add_argument("--out", type=Path, help="keep data, runs, logs and results.json here")
     p.add_argument("--threads", type=int, help="torch threads of every run and evaluation "
                    "(OMP_NUM_THREADS; default: torch's own)")  # fmt: skip
@@ -321,8 +325,9 @@ def check_args(args: argparse.Namespace) -> list[Recipe]:
         raise InputError(f"text file {args.text} not found")
     if not (args.budget > 0 and math.isfinite(args.budget)):
         raise InputError(f"--budget must be a positive number of seconds, got {args.budget}")
-    if args.seeds < 1:
-        raise InputError(f"--seeds must be >= 1, got {args.seeds}")
+    if args.seeds < 1 or args.first_seed < 0:
+        raise InputError(f"need --seeds >= 1 and --first-seed >= 0, got {args.seeds}, "
+                         f"{args.first_seed}")  # fmt: skip
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads must be >= 1, got {args.threads}")
     recipes = [load_recipe(name) for name in args.recipes or ["cpu-tiny"]]
@@ -337,7 +342,8 @@ def run(args: argparse.Namespace, recipes: list[Recipe], work: Path) -> None:
     dirs = prepare_data(args.text, work, [r.vocab_size for r in recipes])
     runs = work / "runs"
     runs.mkdir(exist_ok=True)
-    order = [(seed, r) for seed in range(args.seeds) for r in recipes]
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    order = [(seed, r) for seed in seeds for r in recipes]
     results: list[Result] = []
     print(f"training {len(order)} runs of {args.budget:.0f} s each; the held-out evaluation of "
           "each comes after its budget", flush=True)  # fmt: skip
