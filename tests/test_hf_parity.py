@@ -84,7 +84,13 @@ def test_config_and_state_dict_round_trip() -> None:
 
 @pytest.mark.parametrize(
     "overrides",
-    [{"rope_theta": None}, {"post_norm": True}, {"ffn_type": "silu"}, {"qk_norm": True}],
+    [
+        {"rope_theta": None},
+        {"post_norm": True},
+        {"ffn_type": "silu"},
+        {"ffn_type": "relu2"},
+        {"qk_norm": True},
+    ],
 )
 def test_non_llama_models_are_refused(overrides: dict) -> None:
     cfg = ModelConfig(**{**SHAPES[0].to_dict(), **overrides})

@@ -33,6 +33,7 @@ def test_config_defaults_and_json_round_trip() -> None:
     assert cfg.d_ff == 1408  # 8/3 * 512 = 1365.3, rounded up to a multiple of 64
     assert cfg.num_kv_heads == 8
     assert ModelConfig(**{**cfg.to_dict(), "d_ff": None, "ffn_type": "silu"}).d_ff == 2048
+    assert ModelConfig(**{**cfg.to_dict(), "d_ff": None, "ffn_type": "relu2"}).d_ff == 2048
     assert ModelConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
     odd = ModelConfig(100, 16, 2, 64, 4, rope_theta=None, post_norm=None, num_kv_heads=2)
     assert ModelConfig.from_dict(json.loads(json.dumps(odd.to_dict()))) == odd
@@ -68,6 +69,7 @@ VARIANTS = [
     {"num_kv_heads": 2, "qk_norm": True},
     {"post_norm": True, "ffn_type": "silu"},
     {"post_norm": None, "d_ff": 40},
+    {"ffn_type": "relu2", "tie_embeddings": True},
 ]
 
 
@@ -177,11 +179,26 @@ def test_sdpa_attention_matches_reference(heads: int, kv_heads: int) -> None:
     torch.testing.assert_close(reference_attention(q[:, :, 6:], k, v, mask), sdpa)
 
 
+@pytest.mark.parametrize("ffn_type", ["swiglu", "silu", "relu2"])
+def test_ffn_matches_its_formula(ffn_type: str) -> None:
+    model = build(ffn_type=ffn_type)
+    ffn = model.layers[0].ffn
+    x = torch.randn(3, 5, 32, generator=torch.Generator().manual_seed(4))
+    h = x @ ffn.w1.weight.T  # (3, 5, d_ff)
+    if ffn_type == "swiglu":
+        h = h * torch.sigmoid(h) * (x @ ffn.w3.weight.T)
+    elif ffn_type == "silu":
+        h = h * torch.sigmoid(h)
+    else:
+        h = torch.clamp(h, min=0) ** 2
+    torch.testing.assert_close(ffn(x), h @ ffn.w2.weight.T, rtol=1e-5, atol=1e-6)
+
+
 # ------------------------------------------------------------------------------------------ model
 
 
 @pytest.mark.parametrize("post_norm", [False, True, None])
-@pytest.mark.parametrize("ffn_type", ["swiglu", "silu"])
+@pytest.mark.parametrize("ffn_type", ["swiglu", "silu", "relu2"])
 def test_every_norm_placement_and_ffn_runs_forward_and_backward(post_norm, ffn_type) -> None:
     model = build(post_norm=post_norm, ffn_type=ffn_type)
     logits = model(ids((2, 12)))

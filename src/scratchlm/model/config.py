@@ -10,11 +10,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-FfnType = Literal["swiglu", "silu"]
+FfnType = Literal["swiglu", "silu", "relu2"]
 
 
 def default_d_ff(d_model: int, ffn_type: FfnType) -> int:
-    """Default FFN width: SwiGLU 8/3 d_model rounded up to a multiple of 64; SiLU 4 d_model.
+    """Default FFN width: SwiGLU 8/3 d_model rounded up to a multiple of 64; SiLU and ReLU^2
+    4 d_model.
 
     The 8/3 factor keeps SwiGLU's three matrices at the parameter count of a 4x two-matrix FFN.
     """

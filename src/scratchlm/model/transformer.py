@@ -9,7 +9,8 @@ Choices (each one a `ModelConfig` field):
 - Attention: causal, multi-head, grouped-query when num_kv_heads < num_heads, one fused q/k/v
   projection, computed by torch's `scaled_dot_product_attention` (flash / memory-efficient kernels
   where available, no T x T matrix). qk_norm: RMSNorm over the head dim on q and k before RoPE.
-- FFN: SwiGLU, W2 (SiLU(W1 x) * W3 x), or a plain SiLU FFN, W2 SiLU(W1 x).
+- FFN: SwiGLU, W2 (SiLU(W1 x) * W3 x), or an ungated two-matrix FFN, W2 SiLU(W1 x) (ffn_type
+  "silu") or W2 ReLU(W1 x)^2 (squared ReLU, "relu2").
 - Norm placement: pre-norm (post_norm=False), post-norm (True) or none (None). RMSNorm runs in fp32.
 - Logits: the head matmul runs in the parameters' dtype; its output is cast to fp32.
 """
@@ -225,16 +226,21 @@ class SwiGLU(nn.Module):
         return self.w2(F.silu(self.w1(x)) * self.w3(x))
 
 
-class SiLUFFN(nn.Module):
-    """W2 SiLU(W1 x): the ungated two-matrix FFN; W1: C -> d_ff, W2: d_ff -> C."""
+class TwoLayerFFN(nn.Module):
+    """W2 act(W1 x): the ungated two-matrix FFN; W1: C -> d_ff, W2: d_ff -> C.
 
-    def __init__(self, d_model: int, d_ff: int) -> None:
+    act is SiLU, or with squared_relu the squared ReLU, ReLU(z)^2.
+    """
+
+    def __init__(self, d_model: int, d_ff: int, squared_relu: bool = False) -> None:
         super().__init__()
+        self.squared_relu = squared_relu
         self.w1, self.w2 = Linear(d_model, d_ff), Linear(d_ff, d_model)
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (..., C) -> (..., C)."""
-        return self.w2(F.silu(self.w1(x)))
+        h = self.w1(x)  # (..., d_ff)
+        return self.w2(F.relu(h).square() if self.squared_relu else F.silu(h))
 
 
 # ------------------------------------------------------------------------------------------ block
@@ -260,7 +266,10 @@ class Block(nn.Module):
         super().__init__()
         self.post_norm = post_norm
         self.attn = Attention(d_model, num_heads, num_kv_heads, qk_norm)
-        self.ffn = SwiGLU(d_model, d_ff) if ffn_type == "swiglu" else SiLUFFN(d_model, d_ff)
+        if ffn_type == "swiglu":
+            self.ffn: nn.Module = SwiGLU(d_model, d_ff)
+        else:
+            self.ffn = TwoLayerFFN(d_model, d_ff, squared_relu=ffn_type == "relu2")
         self.ln1 = RMSNorm(d_model) if post_norm is not None else None
         self.ln2 = RMSNorm(d_model) if post_norm is not None else None
 
