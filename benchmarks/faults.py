@@ -622,11 +622,12 @@ def grpo_policy(s: Suite) -> Path:
     """An SFT of the pretrained reference on arithmetic only: its samples earn some reward, so
     GRPO's updates are not all zero."""
     base = s.work / "ref" / "grpo-policy"
-    must_run(s, command(s, "sft", base) + [
+    sft = command(s, "sft", base)
+    sft[sft.index("--data") + 1] = str(s.work / "data" / "arithmetic.jsonl")  # one --data only
+    must_run(s, sft + [
         "training.steps=150", "training.batch_size=8", "training.checkpoint_interval=150",
         "training.eval_interval=150", "training.log_interval=50", "schedule.warmup_steps=5",
         "schedule.min_lr=3e-4", "optimizer.lr=1e-2",
-        "--data", str(s.work / "data" / "arithmetic.jsonl"),
     ], "grpo-policy")  # fmt: skip
     return checkpoints(base)[-1]
 
