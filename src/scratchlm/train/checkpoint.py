@@ -28,8 +28,6 @@ import random
 import re
 import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -373,15 +371,6 @@ def unlock_run(run_dir: Path) -> None:
     if fd is not None:
         os.ftruncate(fd, 0)
         os.close(fd)
-
-
-@contextmanager
-def releasing_lock(run_dir: Path) -> Iterator[None]:
-    """Release `run_dir`'s lock (`lock_run`) when the block ends, however it ends."""
-    try:
-        yield
-    finally:
-        unlock_run(run_dir)
 
 
 def claim_run_dir(run_dir: Path, resume: str | None, fresh_hint: str) -> Path | None:

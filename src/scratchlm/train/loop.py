@@ -249,7 +249,7 @@ def run_steps(
     spent_before = progress.budget_spent_s
     last_ckpt: Path | None = resume_path
     stop_signal = 0
-    sums: dict[str, Tensor] = {}
+    sums: dict[str, Tensor | float] = {}
     grad_norm = torch.zeros((), device=device)
     interval_start, interval_steps, run_start = perf_counter(), 0, perf_counter()
     probe = Probe()
@@ -413,7 +413,7 @@ def train_step(
     amp: AbstractContextManager,
     parallel: str,
     world_size: int,
-    sums: dict[str, Tensor],
+    sums: dict[str, Tensor | float],
 ) -> Tensor:
     """One optimizer update over `grad_accum` micro-batches; adds its numbers into `sums`.
 
@@ -428,7 +428,7 @@ def train_step(
             with amp:
                 loss, metrics = stage.loss_fn(wrapped, batch)
             (loss / grad_accum).backward()
-        add_numbers(sums, {"loss": loss.detach(), **metrics}, 1.0 / grad_accum, device)
+        add_numbers(sums, {"loss": loss.detach(), **metrics}, 1.0 / grad_accum)
     grad_norm = torch.zeros((), device=device)
     if grad_clip is not None and parallel == "fsdp" and world_size > 1:
         grad_norm = torch.nn.utils.clip_grad_norm_(stage.model.parameters(), grad_clip)
@@ -440,19 +440,27 @@ def train_step(
 
 
 def add_numbers(
-    sums: dict[str, Tensor], numbers: dict[str, Tensor | float], weight: float, device: torch.device
+    sums: dict[str, Tensor | float], numbers: dict[str, Tensor | float], weight: float
 ) -> None:
-    """sums[k] += weight * numbers[k] (tokens: += numbers[k]), kept as tensors on `device`."""
+    """sums[k] += weight * numbers[k] (tokens: += numbers[k]).
+
+    Tensors stay tensors on their device and plain numbers stay Python numbers, so a step adds no
+    host-to-device copy and no wait for the device.
+    """
     for key, value in numbers.items():
-        value = torch.as_tensor(value, dtype=torch.float32, device=device).detach()
+        value = value.detach().float() if isinstance(value, Tensor) else float(value)
         value = value if key == "tokens" else value * weight
         sums[key] = sums[key] + value if key in sums else value
 
 
-def reduce_interval(sums: dict[str, Tensor], steps: int, grad_norm: Tensor) -> dict[str, float]:
+def reduce_interval(
+    sums: dict[str, Tensor | float], steps: int, grad_norm: Tensor
+) -> dict[str, float]:
     """Means over the interval's steps and all ranks (tokens: the total), read in one transfer."""
     keys = sorted(sums)
-    stacked = torch.stack([sums[k] for k in keys] + [grad_norm.float()])
+    device = grad_norm.device
+    parts = [torch.as_tensor(sums[k], dtype=torch.float32, device=device) for k in keys]
+    stacked = torch.stack(parts + [grad_norm.float()])
     all_reduce(stacked, "sum")
     world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
     values = stacked.tolist()
