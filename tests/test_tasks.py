@@ -1,6 +1,7 @@
 """The default task: seeded instructions, the checker, demonstrations, pairs and evaluation."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,18 @@ def test_replace_word_follows_articles_plurals_and_capitals() -> None:
     assert replace_word("a kite and an elephant", "kite", "umbrella") == (
         "an umbrella and an elephant"
     )
+
+
+def test_story_demonstrations_name_the_cast_in_their_second_sentence() -> None:
+    records = [r["messages"] for r in sft_records(80, seed=6)]
+    stories = [(u["content"], a["content"]) for u, a in records if u["content"].startswith("Write")]
+    assert len(stories) > 20
+    for prompt, answer in stories:
+        name, animal, thing = parse_instruction(prompt).required
+        sentences = re.split(r"(?<=[.!?])\s+", answer)
+        article = "an" if thing[0] in "aeiou" else "a"
+        assert sentences[1] == f"{name} had a pet {animal} and {article} {thing}.", answer
+        assert 4 <= len(sentences) <= 6  # the story's first sentence, the cast, two more
 
 
 def test_story_demonstrations_stay_short() -> None:

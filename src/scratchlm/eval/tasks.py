@@ -5,8 +5,8 @@ Two kinds of instruction, drawn deterministically from a seed:
 - story: "Write a short story about Mia and a fox that includes the word kite." The answer must
   contain the name, the animal and the object as whole words (case-insensitive). The words come
   from the synthetic story vocabulary, so a model pretrained on the synthetic corpus
-  (`scratchlm.data.synth`) knows them; a demonstration is the opening of a synthetic story with
-  those entities forced in, cut after the first sentence by which all three have appeared.
+  (`scratchlm.data.synth`) knows them; a demonstration (`cast_story`) is the opening of a
+  synthetic story with those entities forced in, its second sentence naming all three.
 - arithmetic: "What is 7 + 5?" (operands 0 to 10, never a negative result). The last number
   in the answer (`parse_gsm8k_response`) must be the exact result.
 
@@ -125,25 +125,26 @@ def reward(prompt: str, completion: str) -> float:
     return score(parse_instruction(prompt), completion)
 
 
-def short_story(rng: random.Random, name: str, animal: str, thing: str, tries: int = 8) -> str:
-    """The shortest story opening (whole sentences) that names all three, over `tries` stories."""
-    best = ""
-    for _ in range(tries):
-        text = story(rng, name=name, animal=animal, obj=thing)
-        for end in _SENTENCE_END_RE.finditer(text):
-            opening = text[: end.end()]
-            if all(contains_word(opening, w) for w in (name, animal, thing)):
-                break
-        if not best or len(opening) < len(best):
-            best = opening
-    return best
+def cast_story(rng: random.Random, name: str, animal: str, thing: str) -> str:
+    """A story opening that names its cast in its second sentence: "Mia had a pet owl and a kite."
+
+    The first sentence of a synthetic story with the three forced in, that cast sentence, then the
+    story's next two sentences. The fixed sentence puts every requested word at the same place of
+    every answer, right after the opening: measured on the cpu preset, SFT learns to copy the words
+    into that place, and not into the varied places where a story first mentions them (README,
+    "Post-training").
+    """
+    text = story(rng, name=name, animal=animal, obj=thing)
+    ends = [m.end() for m in _SENTENCE_END_RE.finditer(text)]
+    cast = f"{name} had a pet {animal} and {with_article(thing)}."
+    return f"{text[: ends[0]]} {cast} {text[ends[0] : ends[min(2, len(ends) - 1)]].strip()}"
 
 
 def demonstration(instruction: Instruction, rng: random.Random) -> str:
     """An answer that meets every constraint."""
     if instruction.kind == "arithmetic":
         return _equation(instruction, instruction.answer)
-    return short_story(rng, *instruction.required)
+    return cast_story(rng, *instruction.required)
 
 
 def violation(instruction: Instruction, rng: random.Random, answer: str) -> str:

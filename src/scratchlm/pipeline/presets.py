@@ -12,7 +12,7 @@ from typing import Literal
 from scratchlm.config import apply_overrides
 from scratchlm.eval.tasks import TASKS
 from scratchlm.model.config import ModelConfig
-from scratchlm.posttrain.common import default_training
+from scratchlm.posttrain.common import default_optimizer, default_training
 from scratchlm.posttrain.dpo import DPOConfig
 from scratchlm.posttrain.grpo import GRPOConfig
 from scratchlm.posttrain.sft import SFTConfig
@@ -115,7 +115,10 @@ def cpu() -> SpeedrunConfig:
             self_pairs_task="arithmetic",
             eval_instructions=200,
         ),
-        sft=SFTConfig(training=default_training(steps=400, batch_size=16, eval_interval=200)()),
+        sft=SFTConfig(
+            optimizer=default_optimizer(2e-3)(),
+            training=default_training(steps=800, batch_size=16, eval_interval=400)(),
+        ),
         dpo=DPOConfig(training=default_training(steps=300, batch_size=8, eval_interval=150)()),
     )
 
