@@ -8,6 +8,9 @@ same 200 (seed 1234), so the spread is that of the training, not of the grading.
     python benchmarks/speedrun_seeds.py --seeds 3 --out /tmp/seeds            # cpu preset
     python benchmarks/speedrun_seeds.py --seeds 3 --parallel 3 --threads 1   # all at once
 
+A seed whose run directory already holds a finished speedrun is read back, not run again (so a
+run made by hand, e.g. the README's `scratchlm speedrun` copied to OUT/seed-0, joins the table).
+
 Prints, per stage: the overall rate, the story and arithmetic rates, each as the mean over seeds
 and the spread (max - min), then the seconds of each run and its pretraining bits per byte.
 """
@@ -44,7 +47,7 @@ def main() -> None:
         env["OMP_NUM_THREADS"] = str(args.threads)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     runs = {s: args.out / f"seed-{s}" for s in seeds}
-    pending = list(seeds)
+    pending = [s for s in seeds if not (runs[s] / "stages/evaluate.json").exists()]  # else reused
     while pending:
         batch, pending = pending[: args.parallel], pending[args.parallel :]
         procs = []

@@ -235,7 +235,7 @@ SPEEDRUN_COMMAND = Command(
     "on top of the preset.",
     args=(
         arg("--preset", default="cpu", choices=["cpu", "mini", "tinystories", "gpt2-owt"],
-            help="cpu (default, ~11 min on 2 cores), mini (smoke test), tinystories (1 GPU), "
+            help="cpu (default, ~10 min on 2 cores), mini (smoke test), tinystories (1 GPU), "
             "gpt2-owt (torchrun, several GPUs)"),
         arg("--out", type=Path, default=None, help="run directory (runs/speedrun-PRESET)"),
         arg("--budget", default=None, metavar="TIME",
