@@ -12,7 +12,13 @@ from safetensors.torch import load_file
 
 from scratchlm.config import load_config
 from scratchlm.train import loop
-from scratchlm.train.budget import PROBE_STEPS, parse_duration, steps_in_budget
+from scratchlm.train.budget import (
+    PROBE_SHARE,
+    PROBE_SKIP,
+    PROBE_STEPS,
+    parse_duration,
+    steps_in_budget,
+)
 from scratchlm.train.pretrain import PretrainConfig, pretrain
 
 
@@ -39,14 +45,18 @@ def test_steps_in_budget_by_hand() -> None:
 
 
 class FakeClock:
-    """perf_counter for the loop: time passes only inside updates and evaluations."""
+    """perf_counter for the loop: time passes only inside updates and evaluations.
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    An update takes 0.5 s, except the first `slow_updates`, which take 3 s (a warm-up)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, slow_updates: int = 0) -> None:
         self.now = 0.0
+        self.updates = 0
         real_step, real_eval = loop.train_step, loop.evaluate
 
         def train_step(*args, **kwargs):
-            self.now += 0.5
+            self.updates += 1
+            self.now += 3.0 if self.updates <= slow_updates else 0.5
             return real_step(*args, **kwargs)
 
         def evaluate(*args, **kwargs):
@@ -74,10 +84,12 @@ def test_a_budgeted_run_sizes_itself_and_resumes_on_the_same_schedule(
     token_data, tmp_path, monkeypatch
 ) -> None:
     clock = FakeClock(monkeypatch)
-    # Step 0 evaluates (2 s); updates 1..8 (the probe) take 0.5 s each: 6 s spent at step 8,
-    # 0.5 s per update measured, 2 s per evaluation every 10 updates: 42 updates in all.
+    # Step 0 evaluates (2 s); updates take 0.5 s each. The probe skips 2 updates, times 8 more
+    # (4 s, more than 3% of 30 s): 7 s spent at update 10, 0.5 s per update measured, 2 s per
+    # evaluation every 10 updates, so floor(23 / 0.7) = 32 more: 42 updates in all.
     result = pretrain(budget_config(token_data, tmp_path / "one"))
-    assert PROBE_STEPS == 8 and result.step == result.steps == 42 and not result.stopped
+    assert (PROBE_SKIP, PROBE_STEPS, PROBE_SHARE) == (2, 8, 0.03)
+    assert result.step == result.steps == 42 and not result.stopped
     # Training ended at 6 + 34 x 0.5 + 4 evaluations x 2 = 31 s: within 5% of the budget.
     assert clock.now == pytest.approx(31.0 + 2.0)  # plus the final evaluation, outside it
     state = json.loads((tmp_path / "one/checkpoints/step_00000042/state.json").read_text())
@@ -102,5 +114,32 @@ def test_a_budget_too_short_for_the_warmup_is_refused(token_data, tmp_path, monk
     FakeClock(monkeypatch)
     cfg = budget_config(token_data, tmp_path / "run", "training.time_budget=8s",
                         "schedule.warmup_steps=20")  # fmt: skip
-    with pytest.raises(ValueError, match="fits 10 updates, not more than schedule.warmup_steps"):
+    with pytest.raises(ValueError, match="fits 11 updates, not more than schedule.warmup_steps"):
         pretrain(cfg)
+
+
+def test_the_probe_skips_the_warm_up_updates(token_data, tmp_path, monkeypatch) -> None:
+    clock = FakeClock(monkeypatch, slow_updates=2)
+    # Step 0 evaluates (2 s), updates 1-2 take 3 s each, the rest 0.5 s. Timed from update 2 (8 s)
+    # to update 10 (12 s): 0.5 s per update; floor((60 - 12) / 0.7) = 68 more: 78 updates, and
+    # training ends at 12 + 68 x 0.5 + 7 evaluations x 2 = 60 s, the whole budget and no more.
+    # (Timing the warm-up too would measure 0.88 s per update and leave a third of it unused.)
+    result = pretrain(budget_config(token_data, tmp_path / "run", "training.time_budget=60s"))
+    assert result.step == result.steps == 78
+    assert clock.now == pytest.approx(60.0 + 2.0)  # plus the final evaluation
+
+
+@pytest.mark.parametrize(("budget", "timed"), [(1000.0, 60), (10.0, PROBE_STEPS)])
+def test_the_probe_times_its_share_of_the_budget(monkeypatch, budget, timed) -> None:
+    # 0.5 s per update: 3% of 1000 s is 30 s, 60 updates; of 10 s it is 0.3 s, less than the
+    # minimum of 8 updates.
+    now = 0.0
+    monkeypatch.setattr(loop, "perf_counter", lambda: now)
+    probe = loop.Probe()
+    assert not probe.ready(PROBE_SKIP, budget)  # nothing marked yet
+    probe.mark(PROBE_SKIP, torch.device("cpu"))
+    updates = PROBE_SKIP
+    while not probe.ready(updates, budget):
+        updates += 1
+        now += 0.5
+    assert updates - PROBE_SKIP == timed

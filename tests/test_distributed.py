@@ -8,6 +8,7 @@ g / (sqrt(v) + eps) stays smooth where |g| is tiny (with eps 1e-8 the first step
 lr * sign(g), and rounding can flip the sign of a near-zero gradient).
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -23,7 +24,7 @@ pytestmark = [pytest.mark.dist, pytest.mark.slow]
 
 
 def write_config(
-    token_data: dict, path, out_dir, batch_size: int, parallel: str, optimizer: str
+    token_data: dict, path, out_dir, batch_size: int, parallel: str, optimizer: str, *extra: str
 ) -> None:
     overrides = [
         f"model.vocab_size={token_data['vocab_size']}",
@@ -47,6 +48,7 @@ def write_config(
         f"training.parallel={parallel}",
         "training.eval_interval=4",
         f"logging.out_dir={out_dir}",
+        *extra,
     ]
     save_config(load_config(PretrainConfig, None, overrides), path)
 
@@ -73,6 +75,21 @@ def test_two_gloo_ranks_match_one_process(token_data, tmp_path, parallel, optimi
         torch.testing.assert_close(two[key], one[key], atol=1e-6, rtol=1e-5)
 
 
+def test_a_time_budget_ends_every_rank_at_the_same_step(token_data, tmp_path) -> None:
+    """Each rank times the probe on its own clock; they agree on the fewest updates and on when
+    the budget is overrun, so no rank waits forever in an all-reduce the others have left."""
+    write_config(token_data, tmp_path / "two.json", tmp_path / "two", 2, "ddp", "sgd",
+                 "training.time_budget=3s", "training.eval_interval=100000",
+                 "training.checkpoint_interval=100000")  # fmt: skip
+    run(
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+        "-m", "scratchlm", "train", "--config", str(tmp_path / "two.json"),
+    )  # fmt: skip
+    (last,) = (tmp_path / "two" / "checkpoints").glob("step_*")
+    state = json.loads((last / "state.json").read_text())
+    assert int(last.name.removeprefix("step_")) == state["schedule"]["total_steps"] > 10
+
+
 def posttrain_command(stage: str, base: str, data: str, out, batch_size: int) -> list[str]:
     """A short SGD run of `stage` with global batch 2 x batch_size x processes."""
     flags = {"sft": ["--base", base, "--data", data], "dpo": ["--policy", base, "--data", data],
@@ -91,8 +108,6 @@ def posttrain_command(stage: str, base: str, data: str, out, batch_size: int) ->
 
 @pytest.mark.parametrize("stage", ["sft", "dpo"])
 def test_post_training_two_gloo_ranks_match_one_process(stage, tmp_path, corpus_text) -> None:
-    import json
-
     from posttrain_helpers import make_base_checkpoint
 
     base = str(make_base_checkpoint(tmp_path, corpus_text, d_model=32))

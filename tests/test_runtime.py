@@ -1,4 +1,4 @@
-"""`keep_freed_memory`: freed blocks come back without page faults (glibc only).
+"""`keep_freed_memory`: freed blocks come back without page faults (glibc only); `dtype: fastest`.
 
 The setting is process-wide and cannot be undone, so the CPU cases run in their own interpreter.
 """
@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from scratchlm.runtime import keep_freed_memory
+from scratchlm.runtime import autocast_dtype, cpu_computes_bf16, keep_freed_memory
 
 # Allocate and free a 64 MB tensor (above glibc's largest default mmap threshold, 32 MB) five
 # times after ten warm-up rounds (the heap takes a few to settle), and print the minor page faults
 # those five allocations took.
 PROGRAM = """
 import resource, sys, torch
-from scratchlm.runtime import keep_freed_memory
+from scratchlm.runtime import autocast_dtype, cpu_computes_bf16, keep_freed_memory
 if sys.argv[1] == "keep":
     assert keep_freed_memory(torch.device("cpu"))
 for _ in range(10):
@@ -52,3 +52,28 @@ def test_keep_freed_memory_reuses_pages() -> None:
 
 def test_keep_freed_memory_is_for_cpus_only() -> None:
     assert keep_freed_memory(torch.device("meta")) is False  # nothing applied, nothing to undo
+
+
+CPUINFO = Path("/proc/cpuinfo")
+
+
+@pytest.mark.skipif(not CPUINFO.exists(), reason="the CPU's flags are read from /proc/cpuinfo")
+def test_cpu_bf16_detection_matches_the_kernels_cpu_flags() -> None:
+    flags = set()
+    for line in CPUINFO.read_text().splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[1].split())
+    assert cpu_computes_bf16() == bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_fastest_dtype_is_bf16_only_where_the_cpu_computes_it(monkeypatch, native) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    cpu = torch.device("cpu")
+    assert autocast_dtype(cpu, "fastest") == (torch.bfloat16 if native else torch.float32)
+    assert autocast_dtype(cpu, "auto") == torch.float32  # auto keeps fp32 on every CPU
+    assert autocast_dtype(torch.device("cuda"), "fastest") == torch.bfloat16
+    assert autocast_dtype(torch.device("mps"), "fastest") == torch.float32
+    with pytest.raises(ValueError, match="use auto, fastest, float32"):
+        autocast_dtype(cpu, "fast")

@@ -95,11 +95,12 @@ def cpu() -> SpeedrunConfig:
         tokenizer=TokenizerStageConfig(vocab_size=2048),
         pretrain=PretrainConfig(
             model=model,
-            optimizer=OptimizerConfig(name="adamw", lr=3e-3, weight_decay=0.1),
-            schedule=ScheduleConfig(name="cosine", warmup_steps=50, min_lr=3e-4),
+            optimizer=OptimizerConfig(name="adamw", lr=6e-3, weight_decay=0.1),
+            schedule=ScheduleConfig(name="wsd", warmup_steps=50, min_lr=0.0, decay_fraction=0.4),
             training=TrainingConfig(
                 steps=1000,
                 batch_size=8,
+                dtype="fastest",
                 checkpoint_interval=250,
                 eval_interval=250,
                 sample_interval=500,

@@ -1,20 +1,26 @@
 """Wall-clock budgets: `training.time_budget=10m` sizes a run to the time it may take.
 
-The loop runs `PROBE_STEPS` updates on a provisional schedule, measures the time of an update
-(without the first, which pays for warm-up) and of an evaluation, and fixes the number of updates
-that fit in what is left of the budget with their share of the periodic evaluations. From then on
-the run is an ordinary run of that many steps: the learning-rate schedule (warmup, decay to min_lr)
-spans them, the count is saved in every checkpoint, and `--resume` continues the same schedule.
+The loop runs a probe on a provisional schedule: it skips the first `PROBE_SKIP` updates (which pay
+for warm-up: allocations, kernel selection), then times at least `PROBE_STEPS` more and at least
+`PROBE_SHARE` of the budget, so that a fast step is timed over many updates and a moment's load on
+a shared machine weighs less. From that time per update and the time of an evaluation it fixes the
+number of updates that fit in what is left of the budget with their share of the periodic
+evaluations (under torchrun, the fewest any rank measured). From then on the run is an ordinary run
+of that many steps: the learning-rate schedule (warmup, decay to min_lr) spans them, the count is
+saved in every checkpoint, and `--resume` continues the same schedule.
 
 What the budget counts: everything from the start of the loop to the last update (updates,
 periodic evaluations, samples and checkpoints). The final evaluation, checkpoint and report come
-after it. During the probe the schedule runs as if the run were very long, so the probe's steps
-follow the warmup (their learning rate does not depend on the total while they are in it).
+after it. During the probe the schedule runs as if the run were very long: its updates follow the
+warmup and then the peak rate (WSD's plateau; a cosine's first steps, which barely depend on the
+total).
 """
 
 import re
 
+PROBE_SKIP = 2
 PROBE_STEPS = 8
+PROBE_SHARE = 0.03
 # A schedule total for the probe's updates: long enough that cosine and WSD stay in warmup/plateau.
 PROBE_TOTAL = 10**9
 # A sized run that is still training after this share of the budget stops at the next step.

@@ -67,7 +67,7 @@ class TrainingConfig:
     grad_accum: int = 1
     seed: int = 0
     device: str = "auto"
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    dtype: Literal["auto", "fastest", "float32", "bfloat16", "float16"] = "auto"
     compile: bool = False
     parallel: Literal["ddp", "fsdp"] = "ddp"
     checkpoint_interval: int = 500

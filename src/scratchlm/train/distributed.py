@@ -64,14 +64,15 @@ def grad_sync(model: nn.Module, enabled: bool) -> Iterator[None]:
         yield
 
 
-def all_reduce(tensor: Tensor, op: Literal["sum", "mean", "max"] = "sum") -> Tensor:
+def all_reduce(tensor: Tensor, op: Literal["sum", "mean", "max", "min"] = "sum") -> Tensor:
     """Reduce `tensor` across ranks in place (a no-op in a single process); returns it."""
     if dist.is_initialized() and dist.get_world_size() > 1:
         if op == "mean":
             dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
             tensor /= dist.get_world_size()
         else:
-            dist.all_reduce(tensor, op=dist.ReduceOp.SUM if op == "sum" else dist.ReduceOp.MAX)
+            ops = {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}
+            dist.all_reduce(tensor, op=ops[op])
     return tensor
 
 

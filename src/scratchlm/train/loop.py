@@ -45,6 +45,8 @@ from scratchlm.tokenizer import Tokenizer
 from scratchlm.train import checkpoint as ckpt
 from scratchlm.train.budget import (
     OVERRUN,
+    PROBE_SHARE,
+    PROBE_SKIP,
     PROBE_STEPS,
     PROBE_TOTAL,
     parse_duration,
@@ -244,7 +246,8 @@ def run_steps(
     if budget is None:
         progress.total_steps = t.steps
     elif progress.total_steps is None:
-        log.info("time budget %.0f s: measuring %d updates to size the run", budget, PROBE_STEPS)
+        log.info("time budget %.0f s: timing %d+ updates (%.0f%% of it) to size the run", budget,
+                 PROBE_STEPS, 100 * PROBE_SHARE)  # fmt: skip
     total = progress.total_steps
     spent_before = progress.budget_spent_s
     last_ckpt: Path | None = resume_path
@@ -260,7 +263,9 @@ def run_steps(
         for step in itertools.count(start):
             progress.step = step
             pause_start = perf_counter()  # evaluation and saving are left out of tok/s
-            spent = spent_before + pause_start - run_start
+            # The slowest rank's clock, so that every rank ends at the same step.
+            stop_signal, spent = agree_to_stop(stop.signum, spent_before + pause_start - run_start,
+                                               device)  # fmt: skip
             if (
                 budget is not None
                 and total is not None
@@ -269,7 +274,6 @@ def run_steps(
             ):
                 log.warning("time budget overrun at step %d of %d: ending here", step, total)
                 total = progress.total_steps = step
-            stop_signal = agree_to_stop(stop.signum, device)
             last = step == total or stop_signal != 0 or step == t.stop_after
             new_step = step > start or resume_path is None  # a resumed step was already evaluated
             val_loss = None  # of an evaluation at this very step
@@ -312,12 +316,12 @@ def run_steps(
             bar.update(1)
 
             done = step + 1
-            if total is None and done in (start + 1, start + PROBE_STEPS):
+            if total is None and (done == start + PROBE_SKIP or probe.ready(done - start, budget)):
                 probe.mark(done - start, device)
-                if done == start + PROBE_STEPS:
+                if done > start + PROBE_SKIP:
                     elapsed = spent_before + perf_counter() - run_start
-                    total = progress.total_steps = probe.size(budget, elapsed, done, t, schedule)
-                    bar.total = total
+                    total = probe.size(budget, elapsed, done, t, schedule, device)
+                    progress.total_steps = bar.total = total
                     bar.refresh()
             if budget is not None and info.is_main:
                 left = budget - spent_before - (perf_counter() - run_start)
@@ -380,6 +384,15 @@ class Probe:
             self.paused_s = 0.0
         self.marks[updates] = perf_counter()
 
+    def ready(self, updates: int, budget: float) -> bool:
+        """Whether the probe has measured enough: `PROBE_STEPS` updates after the skipped ones,
+        taking at least `PROBE_SHARE` of the budget (pauses left out)."""
+        if not self.marks:
+            return False
+        first, t0 = min(self.marks.items())
+        measured = perf_counter() - t0 - self.paused_s
+        return updates - first >= PROBE_STEPS and measured >= PROBE_SHARE * budget
+
     def size(
         self,
         budget: float,
@@ -387,11 +400,14 @@ class Probe:
         done: int,
         training: TrainingConfig,
         schedule: ScheduleConfig,
+        device: torch.device,
     ) -> int:
-        """The run's total updates; refuses a budget too short for the schedule's warmup."""
+        """The run's total updates, the fewest any rank measured; refuses a budget too short for
+        the schedule's warmup."""
         (first, t0), (last, t1) = sorted(self.marks.items())
         step_s = (t1 - t0 - self.paused_s) / (last - first)
         total = steps_in_budget(budget, elapsed, done, step_s, self.eval_s, training.eval_interval)
+        total = int(all_reduce(torch.tensor(total, device=device), "min").item())
         if schedule.name == "cosine" and schedule.warmup_steps >= total:
             raise ValueError(
                 f"training.time_budget={training.time_budget} fits {total} updates, not more than "
@@ -480,12 +496,13 @@ def evaluate(stage: Stage, amp: AbstractContextManager) -> dict[str, float]:
     return numbers
 
 
-def agree_to_stop(signum: int, device: torch.device) -> int:
-    """The stop signal any rank caught (0: none), so that all ranks stop at the same step."""
+def agree_to_stop(signum: int, spent_s: float, device: torch.device) -> tuple[int, float]:
+    """The stop signal any rank caught (0: none) and the most budget any rank has spent, so that
+    all ranks stop at the same step."""
     if not torch.distributed.is_initialized():
-        return signum
-    flag = torch.tensor(float(signum), device=device)
-    return int(all_reduce(flag, "max").item())
+        return signum, spent_s
+    both = all_reduce(torch.tensor([float(signum), spent_s], device=device), "max").tolist()
+    return int(both[0]), both[1]
 
 
 def format_numbers(values: dict[str, float]) -> str:
