@@ -25,20 +25,22 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).parents[1]
 LOOP = {"steps": 2, "batch_size": 2, "eval_interval": 2, "log_interval": 1}
 LOOP |= {"checkpoint_interval": 2}
-SHRUNK = {
-    "cpu-tiny": {
-        "model": {"num_layers": 1, "d_model": 32, "num_heads": 2},
-        "schedule": {"warmup_steps": 1},
-        "training": {
-            "steps": 4,
-            "batch_size": 2,
-            "checkpoint_interval": 2,
-            "eval_interval": 2,
-            "sample_interval": 2,
-            "log_interval": 2,
-        },
-        "eval": {"max_tokens": 256, "sample_tokens": 4},
+PRETRAIN = {
+    "model": {"num_layers": 1, "d_model": 32, "num_heads": 2},
+    "schedule": {"warmup_steps": 1},
+    "training": {
+        "steps": 4,
+        "batch_size": 2,
+        "checkpoint_interval": 2,
+        "eval_interval": 2,
+        "sample_interval": 2,
+        "log_interval": 2,
     },
+    "eval": {"max_tokens": 256, "sample_tokens": 4},
+}
+SHRUNK = {
+    "cpu-tiny": PRETRAIN,
+    "cpu": PRETRAIN,
     "sft-cpu-tiny": {"training": LOOP, "schedule": {"warmup_steps": 0}},
     "dpo-cpu-tiny": {"training": LOOP, "schedule": {"warmup_steps": 0}},
     "grpo-cpu-tiny": {"training": LOOP, "group_size": 2, "max_new_tokens": 8, "eval_prompts": 2},
@@ -49,6 +51,7 @@ SHRUNK = {
 COMMANDS = [
     ("train --config configs/cpu-tiny.yaml", "runs/cpu-tiny/checkpoints"),
     ("train --config configs/cpu-tiny.yaml --resume latest", "runs/cpu-tiny/checkpoints"),
+    ("train --config configs/cpu.yaml", "runs/cpu/checkpoints"),
     ("task make --out data/task", "data/task/sft.jsonl"),
     ("sft --config configs/sft-cpu-tiny.yaml --base runs/cpu-tiny --data data/task/sft.jsonl",
      "runs/sft/checkpoints"),
@@ -69,7 +72,7 @@ def shrunk_configs(cwd: Path, vocab_size: int) -> None:
     (cwd / "configs").mkdir()
     for name, changes in SHRUNK.items():
         config = yaml.safe_load((REPO / "configs" / f"{name}.yaml").read_text())
-        if name == "cpu-tiny":
+        if name in ("cpu-tiny", "cpu"):
             config["model"]["vocab_size"] = vocab_size
         for key, value in changes.items():
             config[key] = {**config[key], **value} if isinstance(value, dict) else value
@@ -102,5 +105,5 @@ def test_the_readme_commands_from_an_empty_directory(tmp_path: Path, cli: ForkRu
         if made is not None:
             assert (tmp_path / made).exists(), f"scratchlm {command} did not write {made}"
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [
-        "cpu-tiny", "dpo", "grpo", "imported", "sft"
+        "cpu", "cpu-tiny", "dpo", "grpo", "imported", "sft"
     ]  # fmt: skip
