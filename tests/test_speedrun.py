@@ -38,6 +38,7 @@ def test_speedrun_end_to_end_then_rerun_skips(
         assert f"| {stage} |" in report
     assert "Validation loss" in report and "constraint-satisfaction rate" in report
     assert "in 6 steps" in report and "time budget" not in report
+    assert "| pretraining dtype | float32 |" in report  # mini keeps dtype auto: fp32 on a CPU
     for stage in ("pretrain", "sft", "dpo", "grpo"):
         assert (out / f"{stage}-loss.png").stat().st_size > 1000
         assert f"| {stage} | " in report.split("constraint-satisfaction rate")[1]

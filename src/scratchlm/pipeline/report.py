@@ -5,6 +5,7 @@ a note each), the pretrained model's validation numbers (and its time budget, wh
 the loss curves, the default task's constraint-satisfaction rate per stage, and samples.
 """
 
+import json
 import os
 import platform
 from pathlib import Path
@@ -36,7 +37,12 @@ def render_report(
     lines = ["# scratchlm speedrun report", ""]
     lines += ["## System", "", "| | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in record.items() if k != "seed"]
-    lines += [f"| cpu cores | {os.cpu_count()} |", f"| machine | {platform.machine()} |", ""]
+    lines += [f"| cpu cores | {os.cpu_count()} |", f"| machine | {platform.machine()} |"]
+    pretrain_run = out / "pretrain" / "run.json"  # the forward's dtype, as pretraining resolved it
+    if pretrain_run.is_file():
+        amp = json.loads(pretrain_run.read_text()).get("amp", "")
+        lines += [f"| pretraining dtype | {amp.removeprefix('torch.')} |"]
+    lines += [""]
     lines += stage_table(results)
 
     base = results.get("pretrain")

@@ -59,7 +59,9 @@ class TrainingConfig:
     the number of ranks. stop_after ends the run early, with a checkpoint, at that step (e.g. to fit
     a job's time slot); the schedule still follows `steps`. time_budget (`90s`, `10m`, `1h`, or
     seconds) replaces `steps`: the run measures its first updates and sizes itself to the budget
-    (`scratchlm.train.budget`).
+    (`scratchlm.train.budget`). dtype is the forward pass's autocast dtype
+    (`scratchlm.runtime.autocast_dtype`): auto (bf16 on CUDA, else fp32), fastest (bf16 also on a
+    CPU with bf16 instructions), or a dtype by name.
     """
 
     steps: int = 1000
