@@ -7,8 +7,9 @@ one's median update time, the spread (max - min over rounds) and the ratio bf16 
     python benchmarks/cpu_dtype.py --threads 1
     ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/cpu_dtype.py --threads 1  # as on a CPU without bf16
 
-The second line holds oneDNN to AVX2, as on a CPU without AVX512-BF16 or AMX: bf16 is then
-emulated, and `fastest` picks fp32 (the line "fastest picks" says what this CPU gets).
+The second line holds oneDNN to AVX2, as on a CPU without AVX512-BF16 or AMX, where bf16 is
+emulated and `fastest` picks fp32. The last line printed says what `fastest` picks here; it reads
+the CPU's flags, so under ONEDNN_MAX_CPU_ISA it still names bf16 on a CPU that has them.
 """
 
 import argparse
