@@ -88,7 +88,7 @@ class SpeedrunConfig:
 
 
 def cpu() -> SpeedrunConfig:
-    """The default: the whole pipeline on a 2-core CPU (9.7 min measured, idle)."""
+    """The default: the whole pipeline on a 2-core CPU (9.5 min measured, idle)."""
     model = ModelConfig(vocab_size=2048, context_length=256, num_layers=4, d_model=192, num_heads=6)
     return SpeedrunConfig(
         corpus=CorpusConfig(source="synth", size_mb=8.0),
