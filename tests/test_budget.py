@@ -123,7 +123,8 @@ def test_the_probe_skips_the_warm_up_updates(token_data, tmp_path, monkeypatch) 
     # Step 0 evaluates (2 s), updates 1-2 take 3 s each, the rest 0.5 s. Timed from update 2 (8 s)
     # to update 10 (12 s): 0.5 s per update; floor((60 - 12) / 0.7) = 68 more: 78 updates, and
     # training ends at 12 + 68 x 0.5 + 7 evaluations x 2 = 60 s, the whole budget and no more.
-    # (Timing the warm-up too would measure 0.88 s per update and leave a third of it unused.)
+    # (Timing the second update too, as the first probe did, measured 0.86 s per update: training
+    # then ended at 44 s, a quarter of the budget unused.)
     result = pretrain(budget_config(token_data, tmp_path / "run", "training.time_budget=60s"))
     assert result.step == result.steps == 78
     assert clock.now == pytest.approx(60.0 + 2.0)  # plus the final evaluation
