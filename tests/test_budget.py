@@ -137,10 +137,10 @@ def test_the_probe_times_its_share_of_the_budget(monkeypatch, budget, timed) -> 
     now = 0.0
     monkeypatch.setattr(loop, "perf_counter", lambda: now)
     probe = loop.Probe()
-    assert not probe.ready(PROBE_SKIP, budget)  # nothing marked yet
+    assert not probe.ready(1, budget, torch.device("cpu"))  # nothing marked yet
     probe.mark(PROBE_SKIP, torch.device("cpu"))
     updates = PROBE_SKIP
-    while not probe.ready(updates, budget):
+    while not probe.ready(updates, budget, torch.device("cpu")):
         updates += 1
         now += 0.5
     assert updates - PROBE_SKIP == timed

@@ -316,13 +316,14 @@ def run_steps(
             bar.update(1)
 
             done = step + 1
-            if total is None and (done == start + PROBE_SKIP or probe.ready(done - start, budget)):
+            if total is None and done == start + PROBE_SKIP:
                 probe.mark(done - start, device)
-                if done > start + PROBE_SKIP:
-                    elapsed = spent_before + perf_counter() - run_start
-                    total = probe.size(budget, elapsed, done, t, schedule, device)
-                    progress.total_steps = bar.total = total
-                    bar.refresh()
+            elif total is None and probe.ready(done - start, budget, device):
+                probe.mark(done - start, device)
+                elapsed = spent_before + perf_counter() - run_start
+                total = probe.size(budget, elapsed, done, t, schedule, device)
+                progress.total_steps = bar.total = total
+                bar.refresh()
             if budget is not None and info.is_main:
                 left = budget - spent_before - (perf_counter() - run_start)
                 bar.set_postfix_str(f"{max(0.0, left):.0f}s left", refresh=False)
@@ -384,14 +385,19 @@ class Probe:
             self.paused_s = 0.0
         self.marks[updates] = perf_counter()
 
-    def ready(self, updates: int, budget: float) -> bool:
+    def ready(self, updates: int, budget: float, device: torch.device) -> bool:
         """Whether the probe has measured enough: `PROBE_STEPS` updates after the skipped ones,
-        taking at least `PROBE_SHARE` of the budget (pauses left out)."""
-        if not self.marks:
+        taking at least `PROBE_SHARE` of the budget (pauses left out), on every rank. Each rank
+        reads its own clock, so they agree here (every rank calls this at every probe step) and
+        then size the run at the same step."""
+        if not self.marks:  # still in the skipped updates, on every rank alike
             return False
         first, t0 = min(self.marks.items())
         measured = perf_counter() - t0 - self.paused_s
-        return updates - first >= PROBE_STEPS and measured >= PROBE_SHARE * budget
+        enough = updates - first >= PROBE_STEPS and measured >= PROBE_SHARE * budget
+        if not torch.distributed.is_initialized():
+            return enough
+        return bool(all_reduce(torch.tensor(float(enough), device=device), "min").item())
 
     def size(
         self,
