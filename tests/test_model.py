@@ -301,3 +301,26 @@ def test_from_config_and_bf16_params_give_fp32_logits() -> None:
     model = TransformerLM.from_config(cfg)
     assert model.config == cfg
     assert model.to(torch.bfloat16)(ids((1, 6))).dtype == torch.float32
+
+
+def test_attention_runs_in_fp32_on_a_cpu_under_bf16_autocast(monkeypatch) -> None:
+    # torch's bf16 flash-attention kernel for CPUs is slower than its fp32 one
+    # (benchmarks/cpu_attention.py), so the model hands SDPA fp32 inputs outside autocast there.
+    seen = []
+    sdpa = F.scaled_dot_product_attention
+
+    def recording_sdpa(q, k, v, **kwargs):
+        seen.append((q.dtype, k.dtype, v.dtype, torch.is_autocast_enabled("cpu")))
+        return sdpa(q, k, v, **kwargs)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", recording_sdpa)
+    model = TransformerLM(**TINY)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(ids((2, 7)))
+    assert seen == [(torch.float32,) * 3 + (False,)] * TINY["num_layers"]
+    assert logits.dtype == torch.float32
+    logits.sum().backward()  # the backward runs through the fp32 kernel too
+    assert all(p.grad is not None for p in model.parameters())
+    seen.clear()
+    assert model.to(torch.bfloat16)(ids((1, 6))).dtype == torch.float32  # bf16 weights, no autocast
+    assert seen == [(torch.float32,) * 3 + (False,)] * TINY["num_layers"]

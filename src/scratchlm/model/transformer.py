@@ -8,13 +8,15 @@ Choices (each one a `ModelConfig` field):
   learned absolute position embeddings added to the token embeddings instead (GPT-2 style).
 - Attention: causal, multi-head, grouped-query when num_kv_heads < num_heads, one fused q/k/v
   projection, computed by torch's `scaled_dot_product_attention` (flash / memory-efficient kernels
-  where available, no T x T matrix). qk_norm: RMSNorm over the head dim on q and k before RoPE.
+  where available, no T x T matrix), in fp32 on a CPU (faster there than bf16). qk_norm: RMSNorm
+  over the head dim on q and k before RoPE.
 - FFN: SwiGLU, W2 (SiLU(W1 x) * W3 x), or an ungated two-matrix FFN, W2 SiLU(W1 x) (ffn_type
   "silu") or W2 ReLU(W1 x)^2 (squared ReLU, "relu2").
 - Norm placement: pre-norm (post_norm=False), post-norm (True) or none (None). RMSNorm runs in fp32.
 - Logits: the head matmul runs in the parameters' dtype; its output is cast to fp32.
 """
 
+import contextlib
 import math
 
 import torch
@@ -196,15 +198,23 @@ class Attention(nn.Module):
             q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
         if kv_cache is not None:
             k, v = kv_cache.update(layer, k, v)  # (B, Hkv, S, Dh)
-        y = F.scaled_dot_product_attention(
-            q,
-            k,
-            v,
-            attn_mask=mask,
-            is_causal=mask is None and t > 1,
-            enable_gqa=self.num_kv_heads != self.num_heads,
-        )
-        return self.out(y.transpose(1, 2).reshape(b, t, c))  # (B, T, H * Dh) -> (B, T, C)
+        # On a CPU torch's bf16 flash-attention kernel is slower than its fp32 one (2-3x at the
+        # CPU configs' shapes: benchmarks/cpu_attention.py), so there attention runs in fp32 even
+        # under bf16 autocast; on a GPU it runs in the autocast dtype.
+        dtype, on_cpu = q.dtype, q.device.type == "cpu"
+        if on_cpu:
+            q, k, v = q.float(), k.float(), v.float()
+        with torch.autocast("cpu", enabled=False) if on_cpu else contextlib.nullcontext():
+            y = F.scaled_dot_product_attention(
+                q,
+                k,
+                v,
+                attn_mask=mask,
+                is_causal=mask is None and t > 1,
+                enable_gqa=self.num_kv_heads != self.num_heads,
+            )
+        y = y.to(dtype).transpose(1, 2).reshape(b, t, c)  # (B, T, H * Dh) = (B, T, C)
+        return self.out(y)
 
 
 # -------------------------------------------------------------------------------------------- FFN
