@@ -11,7 +11,14 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from scratchlm.model import KVCache, ModelConfig, TransformerLM, reference_attention
 from scratchlm.model.config import PRESETS
-from scratchlm.model.transformer import Embedding, Linear, RMSNorm, RotaryEmbedding, apply_rotary
+from scratchlm.model.transformer import (
+    Block,
+    Embedding,
+    Linear,
+    RMSNorm,
+    RotaryEmbedding,
+    apply_rotary,
+)
 
 TINY = dict(vocab_size=97, context_length=32, num_layers=2, d_model=32, num_heads=4)
 
@@ -50,6 +57,9 @@ def test_config_defaults_and_json_round_trip() -> None:
         ({"ffn_type": "relu"}, "ffn_type"),
         ({"num_layers": 0}, "num_layers"),
         ({"d_ff": -1}, "d_ff"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"dropout": -0.1}, "dropout"),
+        ({"dropout": True}, "dropout"),
     ],
 )
 def test_config_rejects_bad_values(overrides: dict, message: str) -> None:
@@ -324,3 +334,31 @@ def test_attention_runs_in_fp32_on_a_cpu_under_bf16_autocast(monkeypatch) -> Non
     seen.clear()
     assert model.to(torch.bfloat16)(ids((1, 6))).dtype == torch.float32  # bf16 weights, no autocast
     assert seen == [(torch.float32,) * 3 + (False,)] * TINY["num_layers"]
+
+
+def test_dropout_acts_in_training_mode_only() -> None:
+    model = build(dropout=0.3)
+    plain = build(dropout=0.0)  # the same weights: a fresh model is a function of the seed
+    x = ids((2, 12))
+    torch.testing.assert_close(model.eval()(x), plain.eval()(x), rtol=0, atol=0)
+    model.train()
+    first, second = model(x), model(x)
+    assert not torch.equal(first, second)  # a new mask each forward
+    assert ModelConfig.from_dict({**TINY}).dropout == 0.0  # configs written before the field
+
+
+def test_dropout_zeroes_a_sub_layer_output_and_scales_the_rest() -> None:
+    # Inverted dropout, written out: each element of the FFN's output is 0 with probability p, else
+    # the output / (1 - p). The attention branch is silenced (a zero output matrix) and there are no
+    # norms, so the block's output is x + dropout(ffn(x)).
+    p = 0.25
+    torch.manual_seed(0)
+    block = Block(64, 4, 4, 128, "swiglu", post_norm=None, qk_norm=False, dropout=p).train()
+    torch.nn.init.zeros_(block.attn.out.weight)
+    x = torch.randn(4, 32, 64)
+    with torch.no_grad():
+        added = block(x, None, None) - x
+        full = block.ffn(x)
+    kept = added != 0
+    torch.testing.assert_close(added[kept], full[kept] / (1 - p))
+    assert abs((~kept).float().mean().item() - p) < 0.02  # 8,192 elements

@@ -33,6 +33,8 @@ class ModelConfig:
     rope_theta=None selects learned absolute position embeddings (GPT-2 style) instead of RoPE.
     post_norm: False = pre-norm (RMSNorm before each sub-layer, plus a final norm), True = post-norm
     (RMSNorm after each residual add), None = no normalisation at all.
+    dropout: the probability of zeroing an element of each sub-layer's output (attention, FFN)
+    before it joins the residual stream, in training mode only (0 = none; eval is unaffected).
     """
 
     vocab_size: int
@@ -47,6 +49,7 @@ class ModelConfig:
     num_kv_heads: int | None = None
     qk_norm: bool = False
     tie_embeddings: bool = False
+    dropout: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "context_length", "num_layers", "d_model", "num_heads"):
@@ -71,6 +74,10 @@ class ModelConfig:
             raise ValueError(f"model.rope_theta must be > 0 (or None), got {self.rope_theta}")
         if self.post_norm not in (True, False, None):
             raise ValueError(f"model.post_norm must be true, false or null, got {self.post_norm!r}")
+        if isinstance(self.dropout, bool) or not (
+            isinstance(self.dropout, int | float) and 0 <= self.dropout < 1
+        ):
+            raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout!r}")
         if self.d_ff is None:
             object.__setattr__(self, "d_ff", default_d_ff(self.d_model, self.ffn_type))
         elif not isinstance(self.d_ff, int) or self.d_ff < 1:

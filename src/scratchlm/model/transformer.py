@@ -14,6 +14,7 @@ Choices (each one a `ModelConfig` field):
   "silu") or W2 ReLU(W1 x)^2 (squared ReLU, "relu2").
 - Norm placement: pre-norm (post_norm=False), post-norm (True) or none (None). RMSNorm runs in fp32.
 - Logits: the head matmul runs in the parameters' dtype; its output is cast to fp32.
+- Dropout (0 by default): on each sub-layer's output before its residual add, in training mode.
 """
 
 import contextlib
@@ -272,9 +273,11 @@ class Block(nn.Module):
         ffn_type: FfnType,
         post_norm: bool | None,
         qk_norm: bool,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.post_norm = post_norm
+        self.dropout = dropout
         self.attn = Attention(d_model, num_heads, num_kv_heads, qk_norm)
         if ffn_type == "swiglu":
             self.ffn: nn.Module = SwiGLU(d_model, d_ff)
@@ -292,14 +295,25 @@ class Block(nn.Module):
         layer: int = 0,
     ) -> Tensor:
         """x: (B, T, C) -> (B, T, C); the other arguments go to `Attention.forward`."""
+
+        def attn(h: Tensor) -> Tensor:
+            return self.drop(self.attn(h, rope, mask, kv_cache, layer))
+
+        def ffn(h: Tensor) -> Tensor:
+            return self.drop(self.ffn(h))
+
         if self.ln1 is None or self.ln2 is None:
-            x = x + self.attn(x, rope, mask, kv_cache, layer)
-            return x + self.ffn(x)
+            x = x + attn(x)
+            return x + ffn(x)
         if self.post_norm:
-            x = self.ln1(x + self.attn(x, rope, mask, kv_cache, layer))
-            return self.ln2(x + self.ffn(x))
-        x = x + self.attn(self.ln1(x), rope, mask, kv_cache, layer)
-        return x + self.ffn(self.ln2(x))
+            x = self.ln1(x + attn(x))
+            return self.ln2(x + ffn(x))
+        x = x + attn(self.ln1(x))
+        return x + ffn(self.ln2(x))
+
+    def drop(self, y: Tensor) -> Tensor:
+        """Dropout of a sub-layer's output (B, T, C), in training mode only."""
+        return F.dropout(y, self.dropout, self.training) if self.dropout else y
 
 
 # ------------------------------------------------------------------------------------------ model
@@ -328,12 +342,13 @@ class TransformerLM(nn.Module):
         num_kv_heads: int | None = None,
         qk_norm: bool = False,
         tie_embeddings: bool = False,
+        dropout: float = 0.0,
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
         cfg = ModelConfig(
             vocab_size, context_length, num_layers, d_model, num_heads, d_ff, rope_theta,
-            post_norm, ffn_type, num_kv_heads, qk_norm, tie_embeddings,
+            post_norm, ffn_type, num_kv_heads, qk_norm, tie_embeddings, dropout,
         )  # fmt: skip
         self.config = cfg
         assert cfg.d_ff is not None and cfg.num_kv_heads is not None  # resolved by ModelConfig
@@ -347,7 +362,16 @@ class TransformerLM(nn.Module):
             else:
                 self.rotary = RotaryEmbedding(cfg.head_dim, context_length, rope_theta)
             self.layers = nn.ModuleList(
-                Block(d_model, num_heads, cfg.num_kv_heads, cfg.d_ff, ffn_type, post_norm, qk_norm)
+                Block(
+                    d_model,
+                    num_heads,
+                    cfg.num_kv_heads,
+                    cfg.d_ff,
+                    ffn_type,
+                    post_norm,
+                    qk_norm,
+                    dropout,
+                )
                 for _ in range(num_layers)
             )
             self.ln_final = RMSNorm(d_model) if post_norm is False else None
