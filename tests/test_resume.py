@@ -97,7 +97,17 @@ def assert_same(a: object, b: object) -> None:
 
 @pytest.mark.parametrize("stage", ["train", "sft", "dpo", "grpo"])
 def test_half_then_resume_latest_equals_one_run(stage, tmp_path, corpus_text, token_data) -> None:
-    args = stage_args(stage, tmp_path, corpus_text, token_data) + COMMON
+    check_resume(stage, stage_args(stage, tmp_path, corpus_text, token_data) + COMMON, tmp_path)
+
+
+def test_pretraining_with_dropout_resumes_exactly(tmp_path, corpus_text, token_data) -> None:
+    # Dropout draws a new mask from torch's RNG at every step: its state travels in the checkpoint.
+    args = stage_args("train", tmp_path, corpus_text, token_data) + COMMON + ["model.dropout=0.2"]
+    check_resume("train", args, tmp_path)
+
+
+def check_resume(stage: str, args: list[str], tmp_path: Path) -> None:
+    """STEPS steps straight, and STEPS / 2 then `--resume latest`, end in the same state."""
     straight, split = tmp_path / "straight", tmp_path / "split"
     assert main(command(stage, straight, args)) == 0
     half = STEPS // 2
