@@ -277,7 +277,7 @@ class Block(nn.Module):
     ) -> None:
         super().__init__()
         self.post_norm = post_norm
-        self.dropout = dropout
+        self.drop = nn.Dropout(dropout)  # on each sub-layer's output; identity in eval mode or at 0
         self.attn = Attention(d_model, num_heads, num_kv_heads, qk_norm)
         if ffn_type == "swiglu":
             self.ffn: nn.Module = SwiGLU(d_model, d_ff)
@@ -295,25 +295,14 @@ class Block(nn.Module):
         layer: int = 0,
     ) -> Tensor:
         """x: (B, T, C) -> (B, T, C); the other arguments go to `Attention.forward`."""
-
-        def attn(h: Tensor) -> Tensor:
-            return self.drop(self.attn(h, rope, mask, kv_cache, layer))
-
-        def ffn(h: Tensor) -> Tensor:
-            return self.drop(self.ffn(h))
-
         if self.ln1 is None or self.ln2 is None:
-            x = x + attn(x)
-            return x + ffn(x)
+            x = x + self.drop(self.attn(x, rope, mask, kv_cache, layer))
+            return x + self.drop(self.ffn(x))
         if self.post_norm:
-            x = self.ln1(x + attn(x))
-            return self.ln2(x + ffn(x))
-        x = x + attn(self.ln1(x))
-        return x + ffn(self.ln2(x))
-
-    def drop(self, y: Tensor) -> Tensor:
-        """Dropout of a sub-layer's output (B, T, C), in training mode only."""
-        return F.dropout(y, self.dropout, self.training) if self.dropout else y
+            x = self.ln1(x + self.drop(self.attn(x, rope, mask, kv_cache, layer)))
+            return self.ln2(x + self.drop(self.ffn(x)))
+        x = x + self.drop(self.attn(self.ln1(x), rope, mask, kv_cache, layer))
+        return x + self.drop(self.ffn(self.ln2(x)))
 
 
 # ------------------------------------------------------------------------------------------ model
