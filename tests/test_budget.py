@@ -47,16 +47,25 @@ def test_steps_in_budget_by_hand() -> None:
 class FakeClock:
     """perf_counter for the loop: time passes only inside updates and evaluations.
 
-    An update takes 0.5 s, except the first `slow_updates`, which take 3 s (a warm-up)."""
+    An update takes 0.5 s, except the first `slow_updates`, which take 3 s (a warm-up), and those
+    after update `slower_from`, which take 1 s (the machine got busier)."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, slow_updates: int = 0) -> None:
+    def __init__(
+        self,
+        monkeypatch: pytest.MonkeyPatch,
+        slow_updates: int = 0,
+        slower_from: int | None = None,
+    ) -> None:
         self.now = 0.0
         self.updates = 0
         real_step, real_eval = loop.train_step, loop.evaluate
 
         def train_step(*args, **kwargs):
             self.updates += 1
-            self.now += 3.0 if self.updates <= slow_updates else 0.5
+            if self.updates <= slow_updates:
+                self.now += 3.0
+            else:
+                self.now += 1.0 if slower_from is not None and self.updates > slower_from else 0.5
             return real_step(*args, **kwargs)
 
         def evaluate(*args, **kwargs):
@@ -144,3 +153,46 @@ def test_the_probe_times_its_share_of_the_budget(monkeypatch, budget, timed) -> 
         updates += 1
         now += 0.5
     assert updates - PROBE_SKIP == timed
+
+
+def lrs_of(run_dir) -> list[float]:
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [r["lr"] for r in rows if "lr" in r]
+
+
+def test_a_wsd_run_follows_a_machine_that_slows_down(token_data, tmp_path, monkeypatch) -> None:
+    wsd = ("schedule.name=wsd", "schedule.decay_fraction=0.4", "training.time_budget=60s",
+           "training.log_interval=1")  # fmt: skip
+    clock = FakeClock(monkeypatch, slower_from=20)
+    # The probe measures 0.5 s per update: 7 s spent at update 10, floor(53 / 0.7) = 75 more, 85
+    # in all, the decay from update 85 - 34 = 51. From update 20 on each update takes 1 s: counted
+    # again every 8 updates from the time per update over the last 6 s (10% of the budget), the
+    # plan shrinks while the plateau lasts (to 57 updates, the decay from update 34), and the
+    # training part ends at the budget.
+    result = pretrain(budget_config(token_data, tmp_path / "wsd", *wsd))
+    total = result.steps
+    assert result.step == total == 57 and not result.stopped
+    assert 57.0 <= clock.now - 2.0 <= 60.0 * 1.05  # the training part, within 5% of the budget
+    decay = round(total * 0.4)
+    lrs = lrs_of(tmp_path / "wsd")
+    assert len(lrs) == total  # one row per update (log_interval 1)
+    # The rates are those of a WSD schedule planned for `total` updates from the start: warmup 4,
+    # the peak, then a linear decay over the last `decay` updates to min_lr.
+    peak, floor = 1e-3, 1e-4
+    for t, lr in enumerate(lrs):
+        if t < 4:
+            expected = peak * t / 4
+        elif t < total - decay:
+            expected = peak
+        else:
+            expected = floor + (1 - (t - (total - decay)) / decay) * (peak - floor)
+        assert lr == pytest.approx(expected), t
+    state = json.loads((tmp_path / f"wsd/checkpoints/step_{total:08d}/state.json").read_text())
+    assert state["schedule"]["total_steps"] == total
+
+    # A cosine depends on the total from its first steps: it keeps the probe's 85 and the overrun
+    # guard ends it once 5% past the budget, at update 61, still at about 3x min_lr.
+    FakeClock(monkeypatch, slower_from=20)
+    cosine = pretrain(budget_config(token_data, tmp_path / "cos", *wsd[2:]))
+    assert cosine.step == cosine.steps == 61
+    assert lrs_of(tmp_path / "cos")[-1] > 2 * floor

@@ -1,5 +1,6 @@
 """TransformerLM, its parts and its config, checked against torch references and invariants."""
 
+import dataclasses
 import json
 import math
 
@@ -362,3 +363,28 @@ def test_dropout_zeroes_a_sub_layer_output_and_scales_the_rest() -> None:
     kept = added != 0
     torch.testing.assert_close(added[kept], full[kept] / (1 - p))
     assert abs((~kept).float().mean().item() - p) < 0.02  # 8,192 elements
+
+
+def test_zero_init_residual_zeroes_only_the_residual_projections() -> None:
+    cfg = ModelConfig(64, 16, 2, 32, 4, ffn_type="silu")
+    torch.manual_seed(0)
+    plain = TransformerLM.from_config(cfg)
+    torch.manual_seed(0)
+    zeroed = TransformerLM.from_config(dataclasses.replace(cfg, zero_init_residual=True))
+    projections = {f"layers.{i}.{m}.weight" for i in range(2) for m in ("attn.out", "ffn.w2")}
+    state = zeroed.state_dict()
+    for name, value in plain.state_dict().items():
+        expected = torch.zeros_like(value) if name in projections else value
+        assert torch.equal(state[name], expected), name  # the rest draws the same numbers
+    # Every block starts as the identity: the hidden states are the final norm of the embeddings.
+    ids = torch.randint(0, 64, (2, 16))
+    x = zeroed.token_embeddings(ids)
+    expected = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-5)
+    torch.testing.assert_close(zeroed.hidden_states(ids), expected)
+    with torch.no_grad():
+        zeroed.layers[0].attn.out.weight.fill_(1.0)
+    torch.manual_seed(0)
+    zeroed.init_weights()
+    assert not zeroed.layers[0].attn.out.weight.any()
+    with pytest.raises(ValueError, match="zero_init_residual must be true or false"):
+        ModelConfig(64, 16, 2, 32, 4, zero_init_residual="yes")  # type: ignore[arg-type]

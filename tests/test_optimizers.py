@@ -18,6 +18,8 @@ from scratchlm.optimizers import (
 )
 from scratchlm.optimizers.adamw import adamw_update_
 from scratchlm.optimizers.muon import newton_schulz
+from scratchlm.schedulers import set_learning_rate
+from scratchlm.train.config import OptimizerConfig, build_optimizer
 
 
 class TinyLM(nn.Module):
@@ -372,3 +374,54 @@ def test_adamw_update_over_a_whole_list_matches_torch() -> None:
         adamw_update_(ours, grads, exp_avgs, exp_avg_sqs, [step] * 3, **hyper)
     for p, q in zip(ours, ref, strict=True):
         torch.testing.assert_close(p, q.detach(), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["adamw", "muon"])
+def test_embedding_lr_scale_gives_embeddings_their_own_scaled_lr(name: str) -> None:
+    model = make_model()
+    opt = build_optimizer(model, OptimizerConfig(name=name, lr=1e-2, embedding_lr_scale=10.0))
+    *_, embeddings = opt.param_groups
+    assert embeddings["params"] == [model.token_embeddings.weight]
+    assert embeddings["weight_decay"] == 0.0 and embeddings["lr"] == pytest.approx(0.1)
+    others = [p for g in opt.param_groups[:-1] for p in g["params"]]
+    assert all(p is not model.token_embeddings.weight for p in others)
+    set_learning_rate(opt, 4e-3)  # what the loop does before every update
+    assert embeddings["lr"] == pytest.approx(4e-2)
+    assert {g["lr"] for g in opt.param_groups[:-1] if not g.get("use_muon")} == {4e-3}
+
+
+def test_embedding_lr_scale_matches_torch_adamw_with_that_group() -> None:
+    """Three steps at a changing lr against torch.optim.AdamW given the groups by hand."""
+    ours, ref = make_model(), make_model()
+    cfg = OptimizerConfig(lr=1e-2, weight_decay=0.1, embedding_lr_scale=30.0)
+    opt = build_optimizer(ours, cfg)
+    decayed = [ref.up_proj.weight, ref.down_proj.weight, ref.lm_head.weight]
+    undecayed = [ref.norm.weight, ref.norm.bias, ref.up_proj.bias]
+    ref_opt = torch.optim.AdamW(
+        [
+            {"params": decayed, "weight_decay": 0.1},
+            {"params": undecayed, "weight_decay": 0.0},
+            {"params": [ref.token_embeddings.weight], "weight_decay": 0.0},
+        ],
+        betas=(0.9, 0.95),
+        eps=1e-8,
+    )
+    for step, lr in enumerate([1e-2, 5e-3, 1e-3]):
+        set_learning_rate(opt, lr)
+        for group, group_lr in zip(ref_opt.param_groups, [lr, lr, 30 * lr], strict=True):
+            group["lr"] = group_lr
+        train_step(ours, opt, make_batch(step))
+        train_step(ref, ref_opt, make_batch(step))
+    for p, q in zip(ours.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(p, q, atol=1e-6, rtol=0)
+
+
+def test_embedding_lr_scale_default_keeps_the_groups_and_bad_values_fail() -> None:
+    model = make_model()
+    built = build_optimizer(model, OptimizerConfig(weight_decay=0.1)).param_groups
+    plain = param_groups(model.named_parameters(), weight_decay=0.1)
+    assert [g["params"] for g in built] == [g["params"] for g in plain]
+    with pytest.raises(ValueError, match="embedding_lr_scale must be > 0"):
+        OptimizerConfig(embedding_lr_scale=0.0)
+    with pytest.raises(ValueError, match="applies to adamw and muon"):
+        OptimizerConfig(name="sgd", embedding_lr_scale=2.0)

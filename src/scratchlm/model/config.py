@@ -35,6 +35,9 @@ class ModelConfig:
     (RMSNorm after each residual add), None = no normalisation at all.
     dropout: the probability of zeroing an element of each sub-layer's output (attention, FFN)
     before it joins the residual stream, in training mode only (0 = none; eval is unaffected).
+    zero_init_residual: start each sub-layer's last projection (attention's `out`, the FFN's `w2`)
+    at zero, so that every block begins as the identity and the residual stream as the embeddings;
+    initialisation only, the model's function and its export are as without it.
     """
 
     vocab_size: int
@@ -50,6 +53,7 @@ class ModelConfig:
     qk_norm: bool = False
     tie_embeddings: bool = False
     dropout: float = 0.0
+    zero_init_residual: bool = False
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "context_length", "num_layers", "d_model", "num_heads"):
@@ -78,6 +82,10 @@ class ModelConfig:
             isinstance(self.dropout, int | float) and 0 <= self.dropout < 1
         ):
             raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout!r}")
+        if not isinstance(self.zero_init_residual, bool):
+            raise ValueError(
+                f"model.zero_init_residual must be true or false, got {self.zero_init_residual!r}"
+            )
         if self.d_ff is None:
             object.__setattr__(self, "d_ff", default_d_ff(self.d_model, self.ffn_type))
         elif not isinstance(self.d_ff, int) or self.d_ff < 1:

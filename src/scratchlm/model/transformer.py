@@ -332,12 +332,14 @@ class TransformerLM(nn.Module):
         qk_norm: bool = False,
         tie_embeddings: bool = False,
         dropout: float = 0.0,
+        zero_init_residual: bool = False,
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
         cfg = ModelConfig(
             vocab_size, context_length, num_layers, d_model, num_heads, d_ff, rope_theta,
             post_norm, ffn_type, num_kv_heads, qk_norm, tie_embeddings, dropout,
+            zero_init_residual,
         )  # fmt: skip
         self.config = cfg
         assert cfg.d_ff is not None and cfg.num_kv_heads is not None  # resolved by ModelConfig
@@ -365,6 +367,7 @@ class TransformerLM(nn.Module):
             )
             self.ln_final = RMSNorm(d_model) if post_norm is False else None
             self.lm_head = None if tie_embeddings else Linear(d_model, vocab_size)
+        self._zero_residual_projections()
 
     @classmethod
     def from_config(
@@ -383,10 +386,20 @@ class TransformerLM(nn.Module):
           +-3 std; the fused qkv weight per q / k / v block, each with its own out.
         - every RMSNorm gain (including qk-norm): ones.
         - rotary cos/sin tables: recomputed (they are buffers, not parameters).
+        - with zero_init_residual, then: every block's `attn.out` and `ffn.w2` weights zeroed.
         """
         for module in self.modules():
             if isinstance(module, Linear | Embedding | RMSNorm | RotaryEmbedding):
                 module.reset_parameters()
+        self._zero_residual_projections()
+
+    @torch.no_grad()
+    def _zero_residual_projections(self) -> None:
+        """With zero_init_residual, zero what each sub-layer writes to the residual stream."""
+        if self.config.zero_init_residual:
+            for block in self.layers:
+                block.attn.out.weight.zero_()
+                block.ffn.w2.weight.zero_()
 
     def forward(self, input_ids: Tensor, kv_cache: KVCache | None = None) -> Tensor:
         """input_ids: (B, T) int64 -> logits (B, T, V) float32: the head on `hidden_states`."""

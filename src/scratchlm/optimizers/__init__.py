@@ -2,8 +2,16 @@
 
 from scratchlm.optimizers.adamw import AdamW
 from scratchlm.optimizers.clip import clip_grad_norm
-from scratchlm.optimizers.groups import muon_param_groups, param_groups
+from scratchlm.optimizers.groups import is_embedding, muon_param_groups, param_groups
 from scratchlm.optimizers.muon import Muon
 from scratchlm.optimizers.sgd import SGD
 
-__all__ = ["SGD", "AdamW", "Muon", "clip_grad_norm", "muon_param_groups", "param_groups"]
+__all__ = [
+    "SGD",
+    "AdamW",
+    "Muon",
+    "clip_grad_norm",
+    "is_embedding",
+    "muon_param_groups",
+    "param_groups",
+]

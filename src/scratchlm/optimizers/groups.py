@@ -17,14 +17,19 @@ from typing import Any
 from torch import Tensor
 
 
+def is_embedding(name: str) -> bool:
+    """True for an embedding table (token or position): its name contains "embed"."""
+    return "embed" in name
+
+
 def wants_weight_decay(name: str, param: Tensor) -> bool:
     """True for matrices that are not embeddings (see the module docstring)."""
-    return param.ndim >= 2 and "embed" not in name
+    return param.ndim >= 2 and not is_embedding(name)
 
 
 def is_hidden_matrix(name: str, param: Tensor) -> bool:
     """True for the 2-D matrices Muon updates: not an embedding, not the output head."""
-    return param.ndim == 2 and "embed" not in name and "lm_head" not in name
+    return param.ndim == 2 and not is_embedding(name) and "lm_head" not in name
 
 
 def trainable(named_parameters: Iterable[tuple[str, Tensor]]) -> list[tuple[str, Tensor]]:

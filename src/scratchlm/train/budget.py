@@ -5,9 +5,18 @@ for warm-up: allocations, kernel selection), then times at least `PROBE_STEPS` m
 `PROBE_SHARE` of the budget, so that a fast step is timed over many updates and a moment's load on
 a shared machine weighs less. From that time per update and the time of an evaluation it fixes the
 number of updates that fit in what is left of the budget with their share of the periodic
-evaluations (under torchrun, the fewest any rank measured). From then on the run is an ordinary run
-of that many steps: the learning-rate schedule (warmup, decay to min_lr) spans them, the count is
-saved in every checkpoint, and `--resume` continues the same schedule.
+evaluations (under torchrun, the fewest any rank measured). The learning-rate schedule (warmup,
+decay to min_lr) spans that many steps, the count is saved in every checkpoint, and `--resume`
+continues the same schedule (a resumed run keeps the count its checkpoint recorded).
+
+A schedule whose rate before some update does not depend on the total (WSD's warmup and plateau, a
+constant schedule throughout: `scratchlm.train.config.plateau_end`) lets the run follow the clock:
+every `PROBE_STEPS` updates until then it counts again, from the time per update over the last
+`RESIZE_SHARE` of the budget, so that a machine slower or faster than during the probe still ends
+the run at its budget. The count never moves the updates already done past the plateau, so the
+rates they had are those of a run planned for the final count from the start, and the decay spans
+that count's last share.
+A cosine's rate depends on the total from its warmup on: it keeps the probe's count.
 
 What the budget counts: everything from the start of the loop to the last update (updates,
 periodic evaluations, samples and checkpoints). The final evaluation, checkpoint and report come
@@ -23,6 +32,8 @@ PROBE_STEPS = 8
 PROBE_SHARE = 0.03
 # A schedule total for the probe's updates: long enough that cosine and WSD stay in warmup/plateau.
 PROBE_TOTAL = 10**9
+# A run that follows the clock times its updates over this last share of the budget.
+RESIZE_SHARE = 0.1
 # A sized run that is still training after this share of the budget stops at the next step.
 OVERRUN = 1.05
 

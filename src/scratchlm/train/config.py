@@ -10,14 +10,27 @@ from typing import Literal
 
 import torch
 
-from scratchlm.optimizers import SGD, AdamW, Muon, muon_param_groups, param_groups
+from scratchlm.optimizers import (
+    SGD,
+    AdamW,
+    Muon,
+    is_embedding,
+    muon_param_groups,
+    param_groups,
+)
 from scratchlm.schedulers import learning_rate_constant, learning_rate_cosine, learning_rate_wsd
 from scratchlm.train.budget import parse_duration
 
 
 @dataclass(frozen=True)
 class OptimizerConfig:
-    """lr is the peak learning rate of the schedule; muon_lr applies to Muon's hidden matrices."""
+    """lr is the peak learning rate of the schedule; muon_lr applies to Muon's hidden matrices.
+
+    embedding_lr_scale multiplies lr for the embedding tables (the parameters whose name contains
+    "embed", `scratchlm.optimizers.is_embedding`) under adamw and muon: an embedding row starts at
+    std 1, a hidden matrix at std ~0.1, so at the same lr the rows move ten times less relative to
+    their size. 1 keeps one lr for every AdamW-side parameter, in the same groups as without it.
+    """
 
     name: Literal["adamw", "sgd", "muon"] = "adamw"
     lr: float = 1e-3
@@ -26,10 +39,20 @@ class OptimizerConfig:
     weight_decay: float = 0.1
     muon_lr: float = 0.02
     grad_clip: float | None = 1.0
+    embedding_lr_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.lr <= 0:
             raise ValueError(f"optimizer.lr must be > 0, got {self.lr}")
+        if self.embedding_lr_scale <= 0:
+            raise ValueError(
+                f"optimizer.embedding_lr_scale must be > 0, got {self.embedding_lr_scale}"
+            )
+        if self.name == "sgd" and self.embedding_lr_scale != 1:
+            raise ValueError(
+                "optimizer.embedding_lr_scale applies to adamw and muon; sgd takes one lr "
+                "(drop the setting or pick optimizer.name=adamw)"
+            )
 
 
 @dataclass(frozen=True)
@@ -124,14 +147,40 @@ def learning_rate(step: int, total: int, opt: OptimizerConfig, sched: ScheduleCo
     return learning_rate_constant(step, opt.lr, min(sched.warmup_steps, total))
 
 
+def plateau_end(total: int, sched: ScheduleConfig) -> int:
+    """The updates before this one get the same learning rate from `learning_rate` for any total
+    that keeps them before it: WSD's warmup and plateau (the decay starts here), every update of a
+    constant schedule (`total`), none of a cosine's after its warmup (0). A run sized by its time
+    budget may change its total while it has not reached this update (`scratchlm.train.budget`).
+    """
+    if sched.name == "cosine":
+        return 0
+    if sched.name == "wsd":
+        return total - max(1, round(total * sched.decay_fraction))
+    return total
+
+
 def build_optimizer(model: torch.nn.Module, cfg: OptimizerConfig) -> torch.optim.Optimizer:
-    """AdamW or Muon, decaying only matrices (`scratchlm.optimizers.param_groups`), or SGD."""
+    """AdamW or Muon, decaying only matrices (`scratchlm.optimizers.param_groups`), or SGD.
+
+    With embedding_lr_scale != 1 the embedding tables get a last group of their own (no decay,
+    lr and `lr_scale` scaled, which `set_learning_rate` keeps through the schedule).
+    """
     named = list(model.named_parameters())
     if cfg.name == "sgd":
         return SGD([p for _, p in named], lr=cfg.lr)
-    if cfg.name == "muon":
-        groups = muon_param_groups(named, cfg.weight_decay)
+    embeddings: list[tuple[str, torch.Tensor]] = []
+    if cfg.embedding_lr_scale != 1:
+        embeddings = [(n, p) for n, p in named if p.requires_grad and is_embedding(n)]
+        named = [(n, p) for n, p in named if not is_embedding(n)]
+    muon = cfg.name == "muon"
+    groups = (muon_param_groups if muon else param_groups)(named, cfg.weight_decay)
+    if embeddings:
+        scale = cfg.embedding_lr_scale
+        group = {"params": [p for _, p in embeddings], "weight_decay": 0.0,
+                 "lr": cfg.lr * scale, "lr_scale": scale}  # fmt: skip
+        groups.append({**group, "use_muon": False} if muon else group)
+    if muon:
         return Muon(groups, lr=cfg.lr, muon_lr=cfg.muon_lr, betas=cfg.betas, eps=cfg.eps,
                     weight_decay=cfg.weight_decay)  # fmt: skip
-    groups = param_groups(named, cfg.weight_decay)
     return AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)

@@ -49,10 +49,17 @@ from scratchlm.train.budget import (
     PROBE_SKIP,
     PROBE_STEPS,
     PROBE_TOTAL,
+    RESIZE_SHARE,
     parse_duration,
     steps_in_budget,
 )
-from scratchlm.train.config import OptimizerConfig, ScheduleConfig, TrainingConfig, learning_rate
+from scratchlm.train.config import (
+    OptimizerConfig,
+    ScheduleConfig,
+    TrainingConfig,
+    learning_rate,
+    plateau_end,
+)
 from scratchlm.train.distributed import (
     all_reduce,
     full_state,
@@ -256,6 +263,7 @@ def run_steps(
     grad_norm = torch.zeros((), device=device)
     interval_start, interval_steps, run_start = perf_counter(), 0, perf_counter()
     probe = Probe()
+    resizing = False  # a run that sized itself follows the clock until its plateau ends
     bar = tqdm(total=total, initial=start, desc=stage.name, unit="step",
                disable=None if info.is_main else True)  # fmt: skip
 
@@ -323,7 +331,19 @@ def run_steps(
                 elapsed = spent_before + perf_counter() - run_start
                 total = probe.size(budget, elapsed, done, t, schedule, device)
                 progress.total_steps = bar.total = total
+                resizing = done < plateau_end(total, schedule)
                 bar.refresh()
+            elif resizing and (done - start) % PROBE_STEPS == 0 and done >= schedule.warmup_steps:
+                assert budget is not None and total is not None
+                if done < plateau_end(total, schedule):
+                    probe.mark(done - start, device)
+                    elapsed = spent_before + perf_counter() - run_start
+                    total = probe.resize(budget, elapsed, done, total, t, schedule, device)
+                    progress.total_steps = bar.total = total
+                if done >= plateau_end(total, schedule):
+                    resizing = False
+                    log.info("time budget: %d updates, the decay from update %d",
+                             total, plateau_end(total, schedule))  # fmt: skip
             if budget is not None and info.is_main:
                 left = budget - spent_before - (perf_counter() - run_start)
                 bar.set_postfix_str(f"{max(0.0, left):.0f}s left", refresh=False)
@@ -372,9 +392,9 @@ def run_steps(
 
 @dataclass
 class Probe:
-    """Timings of a time-budgeted run's first updates, for `scratchlm.train.budget`."""
+    """Timings of a time-budgeted run's updates, for `scratchlm.train.budget`."""
 
-    marks: dict[int, float] = field(default_factory=dict)  # updates done -> clock
+    marks: dict[int, float] = field(default_factory=dict)  # updates done -> the clock less pauses
     paused_s: float = 0.0  # evaluation, samples and saving since the first mark
     eval_s: float = 0.0  # the latest evaluation
 
@@ -383,7 +403,7 @@ class Probe:
             torch.cuda.synchronize(device)  # queued kernels are part of the updates' time
         if not self.marks:
             self.paused_s = 0.0
-        self.marks[updates] = perf_counter()
+        self.marks[updates] = perf_counter() - self.paused_s
 
     def ready(self, updates: int, budget: float, device: torch.device) -> bool:
         """Whether the probe has measured enough: `PROBE_STEPS` updates after the skipped ones,
@@ -393,7 +413,7 @@ class Probe:
         if not self.marks:  # still in the skipped updates, on every rank alike
             return False
         first, t0 = min(self.marks.items())
-        measured = perf_counter() - t0 - self.paused_s
+        measured = perf_counter() - self.paused_s - t0
         enough = updates - first >= PROBE_STEPS and measured >= PROBE_SHARE * budget
         if not torch.distributed.is_initialized():
             return enough
@@ -410,10 +430,7 @@ class Probe:
     ) -> int:
         """The run's total updates, the fewest any rank measured; refuses a budget too short for
         the schedule's warmup."""
-        (first, t0), (last, t1) = sorted(self.marks.items())
-        step_s = (t1 - t0 - self.paused_s) / (last - first)
-        total = steps_in_budget(budget, elapsed, done, step_s, self.eval_s, training.eval_interval)
-        total = int(all_reduce(torch.tensor(total, device=device), "min").item())
+        total, step_s = self.measure(budget, elapsed, done, training, device)
         if schedule.name == "cosine" and schedule.warmup_steps >= total:
             raise ValueError(
                 f"training.time_budget={training.time_budget} fits {total} updates, not more than "
@@ -425,6 +442,49 @@ class Probe:
             budget, step_s, self.eval_s, total,
         )  # fmt: skip
         return total
+
+    def resize(
+        self,
+        budget: float,
+        elapsed: float,
+        done: int,
+        total: int,
+        training: TrainingConfig,
+        schedule: ScheduleConfig,
+        device: torch.device,
+    ) -> int:
+        """The total re-measured after `done` updates of a run now planned for `total`, whose
+        plateau has not ended (`plateau_end`): from the time per update over the last
+        `RESIZE_SHARE` of the budget, and never so few that the updates done would lie past the
+        plateau of the new total (their learning rates are then those of a run planned for it
+        from the start)."""
+        measured, _ = self.measure(budget, elapsed, done, training, device, RESIZE_SHARE * budget)
+        shortest = next(n for n in range(done, total + 1) if plateau_end(n, schedule) >= done)
+        return max(measured, shortest)
+
+    def measure(
+        self,
+        budget: float,
+        elapsed: float,
+        done: int,
+        training: TrainingConfig,
+        device: torch.device,
+        window_s: float | None = None,
+    ) -> tuple[int, float]:
+        """The updates that fit in the budget at the time per update up to the last mark (pauses
+        left out), the fewest any rank measured; and this rank's time per update. Timed from the
+        first mark, or with `window_s` from the latest mark at least `window_s` and
+        `PROBE_STEPS` updates before the last one (the marks before it are dropped)."""
+        last, t1 = max(self.marks.items())
+        first, t0 = min(self.marks.items())
+        if window_s is not None:
+            earlier = [(n, t) for n, t in self.marks.items()
+                       if last - n >= PROBE_STEPS and t1 - t >= window_s]  # fmt: skip
+            first, t0 = max(earlier, default=(first, t0))
+            self.marks = {n: t for n, t in self.marks.items() if n >= first}
+        step_s = (t1 - t0) / (last - first)
+        total = steps_in_budget(budget, elapsed, done, step_s, self.eval_s, training.eval_interval)
+        return int(all_reduce(torch.tensor(total, device=device), "min").item()), step_s
 
 
 def train_step(
