@@ -425,3 +425,11 @@ def test_embedding_lr_scale_default_keeps_the_groups_and_bad_values_fail() -> No
         OptimizerConfig(embedding_lr_scale=0.0)
     with pytest.raises(ValueError, match="applies to adamw and muon"):
         OptimizerConfig(name="sgd", embedding_lr_scale=2.0)
+
+
+def test_embedding_lr_scale_with_only_the_embeddings_trainable() -> None:
+    model = make_model()
+    model.requires_grad_(False)
+    model.token_embeddings.weight.requires_grad_(True)
+    opt = build_optimizer(model, OptimizerConfig(lr=1e-2, embedding_lr_scale=10.0))
+    assert [g["params"] for g in opt.param_groups] == [[model.token_embeddings.weight]]

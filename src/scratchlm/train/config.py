@@ -174,7 +174,9 @@ def build_optimizer(model: torch.nn.Module, cfg: OptimizerConfig) -> torch.optim
         embeddings = [(n, p) for n, p in named if p.requires_grad and is_embedding(n)]
         named = [(n, p) for n, p in named if not is_embedding(n)]
     muon = cfg.name == "muon"
-    groups = (muon_param_groups if muon else param_groups)(named, cfg.weight_decay)
+    groups: list[dict] = []
+    if not embeddings or any(p.requires_grad for _, p in named):  # else only the embeddings train
+        groups = (muon_param_groups if muon else param_groups)(named, cfg.weight_decay)
     if embeddings:
         scale = cfg.embedding_lr_scale
         group = {"params": [p for _, p in embeddings], "weight_decay": 0.0,
