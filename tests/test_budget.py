@@ -77,6 +77,11 @@ class FakeClock:
         monkeypatch.setattr(loop, "evaluate", evaluate)
 
 
+def lrs_of(run_dir) -> list[float]:
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [r["lr"] for r in rows if "lr" in r]
+
+
 def budget_config(token_data: dict, out_dir, *overrides: str) -> PretrainConfig:
     base = [
         f"model.vocab_size={token_data['vocab_size']}", "model.context_length=16",
@@ -103,8 +108,7 @@ def test_a_budgeted_run_sizes_itself_and_resumes_on_the_same_schedule(
     assert clock.now == pytest.approx(31.0 + 2.0)  # plus the final evaluation, outside it
     state = json.loads((tmp_path / "one/checkpoints/step_00000042/state.json").read_text())
     assert state["schedule"]["total_steps"] == 42
-    rows = [json.loads(x) for x in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
-    lrs = [r["lr"] for r in rows if "lr" in r]
+    lrs = lrs_of(tmp_path / "one")
     assert lrs[-1] == pytest.approx(1e-4, rel=0.05)  # the cosine decayed over the 42 updates
 
     # Stopped at 20 and resumed, the run keeps the 42 steps its checkpoint recorded (the clock of
@@ -153,11 +157,6 @@ def test_the_probe_times_its_share_of_the_budget(monkeypatch, budget, timed) -> 
         updates += 1
         now += 0.5
     assert updates - PROBE_SKIP == timed
-
-
-def lrs_of(run_dir) -> list[float]:
-    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [r["lr"] for r in rows if "lr" in r]
 
 
 def test_a_wsd_run_follows_a_machine_that_slows_down(token_data, tmp_path, monkeypatch) -> None:

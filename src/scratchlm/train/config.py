@@ -140,11 +140,16 @@ def learning_rate(step: int, total: int, opt: OptimizerConfig, sched: ScheduleCo
     if sched.name == "cosine":
         return learning_rate_cosine(step, opt.lr, sched.min_lr, sched.warmup_steps, total)
     if sched.name == "wsd":
-        decay = max(1, round(total * sched.decay_fraction))
+        decay = wsd_decay_steps(total, sched)
         warmup = min(sched.warmup_steps, total - decay)
         stable = total - decay - warmup
         return learning_rate_wsd(step, opt.lr, sched.min_lr, warmup, stable, decay)
     return learning_rate_constant(step, opt.lr, min(sched.warmup_steps, total))
+
+
+def wsd_decay_steps(total: int, sched: ScheduleConfig) -> int:
+    """The updates of `total` that a WSD schedule spends decaying: its last share, at least 1."""
+    return max(1, round(total * sched.decay_fraction))
 
 
 def plateau_end(total: int, sched: ScheduleConfig) -> int:
@@ -156,7 +161,7 @@ def plateau_end(total: int, sched: ScheduleConfig) -> int:
     if sched.name == "cosine":
         return 0
     if sched.name == "wsd":
-        return total - max(1, round(total * sched.decay_fraction))
+        return total - wsd_decay_steps(total, sched)
     return total
 
 

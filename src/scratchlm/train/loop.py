@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import signal
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -459,7 +460,9 @@ class Probe:
         plateau of the new total (their learning rates are then those of a run planned for it
         from the start)."""
         measured, _ = self.measure(budget, elapsed, done, training, device, RESIZE_SHARE * budget)
-        shortest = next(n for n in range(done, total + 1) if plateau_end(n, schedule) >= done)
+        # plateau_end grows with the total: the fewest updates whose plateau reaches `done`.
+        candidates = range(done, total + 1)
+        shortest = candidates[bisect_left(candidates, done, key=lambda n: plateau_end(n, schedule))]
         return max(measured, shortest)
 
     def measure(
