@@ -388,3 +388,25 @@ def test_zero_init_residual_zeroes_only_the_residual_projections() -> None:
     assert not zeroed.layers[0].attn.out.weight.any()
     with pytest.raises(ValueError, match="zero_init_residual must be true or false"):
         ModelConfig(64, 16, 2, 32, 4, zero_init_residual="yes")  # type: ignore[arg-type]
+
+
+def test_embedding_dropout_drops_the_first_blocks_input_as_torch_does() -> None:
+    p = 0.25
+    torch.manual_seed(0)
+    model = TransformerLM.from_config(ModelConfig(64, 16, 2, 32, 4, embedding_dropout=p))
+    seen: list[torch.Tensor] = []
+    model.layers[0].register_forward_pre_hook(lambda _, args: seen.append(args[0].detach()))
+    ids = torch.randint(0, 64, (4, 16))
+    embedded = model.token_embeddings(ids).detach()  # (B, T, C)
+    model.train()
+    torch.manual_seed(1)
+    model.hidden_states(ids)
+    torch.manual_seed(1)
+    torch.testing.assert_close(seen[-1], F.dropout(embedded, p, training=True))
+    assert abs((seen[-1] == 0).float().mean().item() - p) < 0.05  # 2,048 elements
+    model.eval()
+    model.hidden_states(ids)
+    torch.testing.assert_close(seen[-1], embedded)  # eval: no dropout
+    for bad in (1.0, -0.1, True):
+        with pytest.raises(ValueError, match="embedding_dropout must be in"):
+            ModelConfig(64, 16, 2, 32, 4, embedding_dropout=bad)

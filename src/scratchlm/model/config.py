@@ -35,6 +35,8 @@ class ModelConfig:
     (RMSNorm after each residual add), None = no normalisation at all.
     dropout: the probability of zeroing an element of each sub-layer's output (attention, FFN)
     before it joins the residual stream, in training mode only (0 = none; eval is unaffected).
+    embedding_dropout: the same, on the embeddings (token, plus position when learned) before the
+    first block; 0 = none.
     zero_init_residual: start each sub-layer's last projection (attention's `out`, the FFN's `w2`)
     at zero, so that every block begins as the identity and the residual stream as the embeddings;
     initialisation only, the model's function and its export are as without it.
@@ -54,6 +56,7 @@ class ModelConfig:
     tie_embeddings: bool = False
     dropout: float = 0.0
     zero_init_residual: bool = False
+    embedding_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "context_length", "num_layers", "d_model", "num_heads"):
@@ -78,10 +81,10 @@ class ModelConfig:
             raise ValueError(f"model.rope_theta must be > 0 (or None), got {self.rope_theta}")
         if self.post_norm not in (True, False, None):
             raise ValueError(f"model.post_norm must be true, false or null, got {self.post_norm!r}")
-        if isinstance(self.dropout, bool) or not (
-            isinstance(self.dropout, int | float) and 0 <= self.dropout < 1
-        ):
-            raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout!r}")
+        for name in ("dropout", "embedding_dropout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not (isinstance(value, int | float) and 0 <= value < 1):
+                raise ValueError(f"model.{name} must be in [0, 1), got {value!r}")
         if not isinstance(self.zero_init_residual, bool):
             raise ValueError(
                 f"model.zero_init_residual must be true or false, got {self.zero_init_residual!r}"

@@ -333,13 +333,14 @@ class TransformerLM(nn.Module):
         tie_embeddings: bool = False,
         dropout: float = 0.0,
         zero_init_residual: bool = False,
+        embedding_dropout: float = 0.0,
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
         cfg = ModelConfig(
             vocab_size, context_length, num_layers, d_model, num_heads, d_ff, rope_theta,
             post_norm, ffn_type, num_kv_heads, qk_norm, tie_embeddings, dropout,
-            zero_init_residual,
+            zero_init_residual, embedding_dropout,
         )  # fmt: skip
         self.config = cfg
         assert cfg.d_ff is not None and cfg.num_kv_heads is not None  # resolved by ModelConfig
@@ -367,6 +368,7 @@ class TransformerLM(nn.Module):
             )
             self.ln_final = RMSNorm(d_model) if post_norm is False else None
             self.lm_head = None if tie_embeddings else Linear(d_model, vocab_size)
+        self.embedding_drop = nn.Dropout(embedding_dropout)  # identity in eval mode or at 0
         self._zero_residual_projections()
 
     @classmethod
@@ -430,6 +432,7 @@ class TransformerLM(nn.Module):
         x = self.token_embeddings(input_ids)  # (B, T, C)
         if self.position_embeddings is not None:
             x = x + self.position_embeddings(positions)
+        x = self.embedding_drop(x)
         rope = None if self.rotary is None else self.rotary(positions)
         for layer, block in enumerate(self.layers):
             x = block(x, rope, mask, kv_cache, layer)
