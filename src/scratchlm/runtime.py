@@ -157,6 +157,8 @@ def process_group(device_name: str = "auto") -> Iterator[DistInfo]:
     info = init_distributed(device_name)
     try:
         yield info
+        if dist.is_initialized():
+            dist.barrier()  # no rank leaves the group while another still works in it
     finally:
         teardown_distributed()
 
