@@ -253,7 +253,7 @@ def test_report_shows_every_stage_and_the_time_budget(tmp_path: Path) -> None:
     cfg = make_config("mini", [])
     report = render_report(cfg, tmp_path, results, torch.device("cpu"))
     assert "| tokenize | 1.1 | 124,616 | 113,287 | 1.61 bytes/token |" in report
-    assert "| pretrain | 17.0 | 3,072 | 181 | val loss 5.800 |" in report
+    assert "| pretrain | 17.0 | 3,072 | 900 | val loss 5.800 |" in report
     assert "| pairs | 0.0 |  |  | 24 pairs on the SFT model's own answers |" in report
     assert "| dpo | 0.0 |  |  | held-out loss 0.619, preference accuracy 1.00 |" in report
     assert "| **total** | 18.4 |" in report
@@ -264,7 +264,7 @@ def test_report_shows_every_stage_and_the_time_budget(tmp_path: Path) -> None:
 
     results["pretrain"] = replace(PRETRAINED, steps=40, step=40, time_budget="90s")
     report = render_report(cfg, tmp_path, results, torch.device("cpu"))
-    assert "| pretrain | 17.0 | 3,072 | 181 | val loss 5.800, 90s budget: 40 steps |" in report
+    assert "| pretrain | 17.0 | 3,072 | 900 | val loss 5.800, 90s budget: 40 steps |" in report
     assert (
         "The time budget `90s` (90 s for the updates and periodic evaluations) sized the run "
         "to 40 steps; the stage took 17.0 s in all" in report

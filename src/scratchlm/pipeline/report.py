@@ -68,10 +68,11 @@ def stage_table(results: dict[str, StageResult]) -> list[str]:
     lines = ["## Stages", "", "| stage | seconds | tokens | tokens/s | notes |"]
     lines += ["|---|---|---|---|---|"]
     for name, r in results.items():
-        tokens = None
-        if isinstance(r, TokenFiles) or (isinstance(r, Trained) and name == "pretrain"):
-            tokens = r.tokens
-        rate = tokens / r.seconds if tokens is not None and r.seconds else None  # stage mean
+        tokens, rate = None, None
+        if isinstance(r, TokenFiles):
+            tokens, rate = r.tokens, r.tokens / r.seconds if r.seconds else None
+        elif isinstance(r, Trained) and name == "pretrain":
+            tokens, rate = r.tokens, r.metrics.get("tok_per_s")
         lines.append(
             f"| {name} | {r.seconds:.1f} | {fmt_int(tokens)} | {fmt_int(rate)} | "
             f"{stage_note(name, r)} |"
