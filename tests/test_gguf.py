@@ -132,15 +132,31 @@ def test_a_model_that_is_not_a_llama_is_refused(
 
 @pytest.fixture(scope="module")
 def llama(files: dict[str, Path]) -> Iterator[object]:
-    """A loader of the exported files in llama.cpp: f32 KV cache, all logits kept, one thread."""
+    """A loader of the exported files in llama.cpp: f32 KV cache, all logits kept, one thread,
+    weights in plain CPU buffers as stored in the file (llama-cli's --no-repack).
+
+    Repacked weights crash on Intel CPUs with AMX: llama-cpp-python 0.3.36 segfaults in
+    ggml_backend_amx_mul_mat on every q8_0 file there (seen on d_model 32 to 256; upstream
+    ggml-org/llama.cpp#20824), which would end the whole test session. Llama() has no argument for
+    it, so the model parameters it starts from are patched while it loads.
+    """
     llama_cpp = pytest.importorskip("llama_cpp")
     loaded: list[llama_cpp.Llama] = []
+    default_params = llama_cpp.llama_cpp.llama_model_default_params
+
+    def plain_buffers() -> object:
+        params = default_params()
+        params.use_extra_bufts = False
+        return params
 
     def load(outtype: str) -> "llama_cpp.Llama":
-        loaded.append(llama_cpp.Llama(
-            str(files[outtype]), n_ctx=128, logits_all=True, verbose=False, n_threads=1,
-            type_k=llama_cpp.GGML_TYPE_F32, type_v=llama_cpp.GGML_TYPE_F32,
-        ))  # fmt: skip
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(llama_cpp.llama_cpp, "llama_model_default_params", plain_buffers)
+            loaded.append(llama_cpp.Llama(
+                str(files[outtype]), n_ctx=128, logits_all=True, verbose=False, n_threads=1,
+                type_k=llama_cpp.GGML_TYPE_F32, type_v=llama_cpp.GGML_TYPE_F32,
+            ))  # fmt: skip
+        assert not loaded[-1].model_params.use_extra_bufts
         return loaded[-1]
 
     yield load
