@@ -18,16 +18,17 @@ Needs `pip install llama-cpp-python` (it compiles llama.cpp) and the gguf packag
 """
 
 import argparse
+import itertools
 import platform
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+from generate import no_cache  # benchmarks/generate.py: greedy by full recomputation, no cache
 
 from scratchlm.export.gguf import OUTTYPES, export_gguf
-from scratchlm.inference.engine import Engine
-from scratchlm.model.transformer import TransformerLM
+from scratchlm.tokenizer import Tokenizer
 from scratchlm.train.checkpoint import find_checkpoint, load_model
 
 
@@ -63,63 +64,44 @@ def load_llama(path: Path, n_ctx: int) -> object:
         llama_cpp.llama_cpp.llama_model_default_params = default_params
 
 
-@torch.no_grad()
-def greedy(model: TransformerLM, prompt: list[int], new_tokens: int) -> list[int]:
-    """`new_tokens` argmax ids after `prompt`, each from a full forward over the ids so far."""
-    ids = list(prompt)
-    for _ in range(new_tokens):
-        ids.append(int(model(torch.tensor([ids]))[0, -1].argmax()))
-    return ids[len(prompt) :]
-
-
 def identical_prefix(a: list[int], b: list[int]) -> int:
     """How many leading ids `a` and `b` share."""
-    n = 0
-    while n < min(len(a), len(b)) and a[n] == b[n]:
-        n += 1
-    return n
+    return next(
+        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+    )
 
 
-def compare(
-    checkpoint: str, outtype: str, text: str, args: argparse.Namespace, workdir: Path
-) -> dict[str, object]:
-    """Export `checkpoint` as `outtype` and measure llama.cpp against our model on `text`."""
+def measure(checkpoint: str, text: str, args: argparse.Namespace, workdir: Path) -> list[dict]:
+    """Our model's logits and greedy continuations on `text` once, then llama.cpp's on the
+    checkpoint exported as each outtype: one row per outtype."""
     ckpt = find_checkpoint(checkpoint)  # a checkpoint directory, or a run's newest one
     ours = load_model(ckpt)
-    tokenizer = Engine.from_checkpoint(ckpt, "cpu").tokenizer
-    path = export_gguf(ckpt, workdir / f"{Path(checkpoint).name}-{outtype}.gguf", outtype)
-    theirs = load_llama(path, ours.config.context_length)
-
+    tokenizer = Tokenizer.from_dir(ckpt / "tokenizer")
     ids = tokenizer.encode(text)[: args.positions]
-    theirs.eval(ids)
-    got = np.array(theirs.scores[: len(ids)])
     with torch.no_grad():
-        expected = ours(torch.tensor([ids]))[0].numpy()
+        expected = ours(torch.tensor([ids]))[0].numpy()  # (T, V)
     stories = [s.strip() for s in text.split("<|endoftext|>") if s.strip()][: args.stories]
-    same, prefixes = 0, []
-    for story in stories:
-        prompt = tokenizer.encode(story)[: args.opening]
-        picked = []
-        for token in theirs.generate(prompt, temp=0.0, top_k=1, reset=True):
-            picked.append(token)
-            if len(picked) == args.new_tokens:
-                break
-        mine = greedy(ours, prompt, args.new_tokens)
-        prefixes.append(identical_prefix(picked, mine))
-        same += picked == mine
-    theirs.close()
-    return {
-        "checkpoint": checkpoint,
-        "file": outtype,
-        "size": path.stat().st_size,
-        "diff": float(np.abs(got - expected).max()),
-        "max_logit": float(np.abs(expected).max()),
-        "argmax": int((got.argmax(-1) == expected.argmax(-1)).sum()),
-        "positions": len(ids),
-        "same": same,
-        "stories": len(stories),
-        "prefix": sum(prefixes) / len(prefixes),
-    }
+    prompts = [tokenizer.encode(story)[: args.opening] for story in stories]
+    mine = [no_cache(ours, torch.tensor([p]), args.new_tokens)[0] for p in prompts]
+    rows = []
+    for outtype in OUTTYPES:
+        path = export_gguf(ckpt, workdir / f"{Path(checkpoint).name}-{outtype}.gguf", outtype)
+        theirs = load_llama(path, ours.config.context_length)
+        theirs.eval(ids)
+        got = np.array(theirs.scores[: len(ids)])
+        greedy = (theirs.generate(p, temp=0.0, top_k=1, reset=True) for p in prompts)
+        picked = [list(itertools.islice(tokens, args.new_tokens)) for tokens in greedy]
+        theirs.close()
+        prefixes = [identical_prefix(a, b) for a, b in zip(picked, mine, strict=True)]
+        rows.append({
+            "checkpoint": checkpoint, "file": outtype, "size": path.stat().st_size,
+            "diff": float(np.abs(got - expected).max()),
+            "max_logit": float(np.abs(expected).max()),
+            "argmax": int((got.argmax(-1) == expected.argmax(-1)).sum()), "positions": len(ids),
+            "same": sum(a == b for a, b in zip(picked, mine, strict=True)), "stories": len(stories),
+            "prefix": sum(prefixes) / len(prefixes),
+        })  # fmt: skip
+    return rows
 
 
 def main() -> None:
@@ -145,11 +127,11 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         for checkpoint in args.checkpoint:
-            for outtype in OUTTYPES:
-                try:
-                    r = compare(checkpoint, outtype, text, args, Path(tmp))
-                except (FileNotFoundError, ValueError) as err:  # no checkpoint, not a llama
-                    raise SystemExit(f"--checkpoint {checkpoint}: {err}") from None
+            try:
+                rows = measure(checkpoint, text, args, Path(tmp))
+            except (FileNotFoundError, ValueError) as err:  # no checkpoint, not a llama
+                raise SystemExit(f"--checkpoint {checkpoint}: {err}") from None
+            for r in rows:
                 print(f"| {r['checkpoint']} | {r['file']} | {r['size'] / 1e6:.2f} MB "
                       f"| {r['diff']:.1e} ({r['max_logit']:.1f}) "
                       f"| {r['argmax']}/{r['positions']} | {r['same']}/{r['stories']} "
