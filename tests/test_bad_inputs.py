@@ -311,9 +311,6 @@ CASES: dict[str, Case] = {
         f"{TRAIN} training.stop_after=3", "training.stop_after must be between 1 and"
     ),
     "train warmup too long": Case(f"{TRAIN} schedule.warmup_steps=5", "warmup_steps"),
-    "train dropout_from_pass -1": Case(
-        f"{TRAIN} training.dropout_from_pass=-1", "dropout_from_pass must be >= 0"
-    ),
     "train fsdp with sgd": Case(f"{TRAIN} training.parallel=fsdp optimizer.name=sgd", "adamw only"),
     "train unknown device": Case(f"{TRAIN} training.device=nope", "unknown device"),
     "train run dir under a file": Case(f"{TRAIN} logging.out_dir=f.txt/run", "f.txt", BLOCKER),
@@ -475,9 +472,6 @@ CASES: dict[str, Case] = {
     "sft held_out 2": Case(f"{SFT} held_out=2", "held_out must be in"),
     "sft steps 0": Case(swap(SFT, "training.steps=0"), "training.steps must be >= 1"),
     "sft unknown key": Case(f"{SFT} training.stepz=3", "unknown config key"),
-    "sft dropout_from_pass": Case(
-        f"{SFT} training.dropout_from_pass=1", "dropout_from_pass applies to pretraining only"
-    ),
     "sft warmup too long": Case(f"{SFT} schedule.warmup_steps=5", "warmup_steps"),
     "sft missing base": Case(swap(SFT, "--base nope"), "neither a checkpoint directory"),
     "sft truncated base": Case(

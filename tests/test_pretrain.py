@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 import torch
 from lock_holder import locked_by_another_process
@@ -98,34 +97,6 @@ def test_learning_rate_follows_the_configured_schedule() -> None:
     lrs = [learning_rate(s, 100, cfg.optimizer, cfg.schedule) for s in range(101)]
     assert lrs[0] == 0 and lrs[10] == lrs[79] == cfg.optimizer.lr
     assert lrs[100] == pytest.approx(cfg.schedule.min_lr)
-
-
-def test_dropout_comes_on_after_the_configured_passes_over_the_data(
-    token_data, tmp_path, monkeypatch, caplog
-) -> None:
-    # One update draws batch_size x context_length = 4 x 32 tokens, one pass the training file's
-    # N tokens, so dropout_from_pass = 3.5 x 128 / N switches dropout on at update index
-    # ceil(3.5) = 4: updates 0-3 without it, 4-7 with it. A training forward meets the embeddings'
-    # dropout, then each of the 2 blocks' dropout twice (after attention, after the FFN).
-    caplog.set_level("INFO")
-    passes = 3.5 * 4 * 32 / len(np.load(token_data["train"], mmap_mode="r"))
-    rates: list[float] = []
-    forward = torch.nn.Dropout.forward
-
-    def record(module: torch.nn.Dropout, x: torch.Tensor) -> torch.Tensor:
-        if module.training:
-            rates.append(module.p)
-        return forward(module, x)
-
-    monkeypatch.setattr(torch.nn.Dropout, "forward", record)
-    rates_and_gate = ("model.dropout=0.3", "model.embedding_dropout=0.1",
-                      f"training.dropout_from_pass={passes}")  # fmt: skip
-    cfg = tiny_config(token_data, tmp_path / "run", *rates_and_gate)
-    pretrain(cfg)
-    assert rates == [0.0] * 5 * 4 + [0.1, 0.3, 0.3, 0.3, 0.3] * 4
-    assert "dropout on from update 5" in caplog.text
-    saved = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert saved["model"]["dropout"] == 0.3  # the model keeps its rates; the loop gates them
 
 
 def test_resume_is_bitwise_exact(token_data, tmp_path) -> None:

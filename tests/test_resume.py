@@ -9,7 +9,6 @@ order, GRPO's cached rollouts) and every RNG state travel in the checkpoint. N/2
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from posttrain_helpers import make_base_checkpoint
@@ -104,19 +103,6 @@ def test_half_then_resume_latest_equals_one_run(stage, tmp_path, corpus_text, to
 def test_pretraining_with_dropout_resumes_exactly(tmp_path, corpus_text, token_data) -> None:
     # Dropout draws a new mask from torch's RNG at every step: its state travels in the checkpoint.
     args = stage_args("train", tmp_path, corpus_text, token_data) + COMMON + ["model.dropout=0.2"]
-    check_resume("train", args, tmp_path)
-
-
-@pytest.mark.parametrize("switch", [1.5, 4.5])
-def test_pretraining_with_dropout_from_a_pass_resumes_exactly(
-    switch, tmp_path, corpus_text, token_data
-) -> None:
-    # An update draws 4 x 2 x 32 tokens: dropout comes on at update index ceil(switch), before
-    # (2) or after (5) the resume at 3; the resumed run must gate it as the straight one does.
-    passes = switch * 4 * 2 * 32 / len(np.load(token_data["train"], mmap_mode="r"))
-    args = stage_args("train", tmp_path, corpus_text, token_data) + COMMON
-    args += ["model.dropout=0.2", "model.embedding_dropout=0.1",
-             f"training.dropout_from_pass={passes}"]  # fmt: skip
     check_resume("train", args, tmp_path)
 
 

@@ -61,11 +61,6 @@ def check_training(training: TrainingConfig, opt: OptimizerConfig, sched: Schedu
     check_schedule(opt, sched, training.steps, training.time_budget is not None)
     if training.parallel != "ddp":
         raise ValueError("post-training runs with training.parallel=ddp only")
-    if training.dropout_from_pass != 0:
-        raise ValueError(
-            "training.dropout_from_pass applies to pretraining only: post-training runs the "
-            "checkpoint's dropout from the first update; drop the setting"
-        )
 
 
 @dataclass(frozen=True)

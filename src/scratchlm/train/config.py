@@ -84,10 +84,7 @@ class TrainingConfig:
     seconds) replaces `steps`: the run measures its first updates and sizes itself to the budget
     (`scratchlm.train.budget`). dtype is the forward pass's autocast dtype
     (`scratchlm.runtime.autocast_dtype`): auto (bf16 on CUDA, else fp32), fastest (bf16 also on a
-    CPU with bf16 instructions), or a dtype by name. dropout_from_pass > 0 keeps the model's
-    dropout off until the run has drawn that many times the tokens of its training data
-    (pretraining only), then runs it at the model's rates: dropout slows learning while the data
-    is fresh and pays once the same tokens come back (docs/ablations.md).
+    CPU with bf16 instructions), or a dtype by name.
     """
 
     steps: int = 1000
@@ -105,7 +102,6 @@ class TrainingConfig:
     sample_interval: int = 500
     log_interval: int = 10
     time_budget: str | None = None
-    dropout_from_pass: float = 0.0
 
     def __post_init__(self) -> None:
         names = ("steps", "batch_size", "grad_accum", "checkpoint_interval", "keep_last",
@@ -120,11 +116,6 @@ class TrainingConfig:
             )
         if self.time_budget is not None:
             parse_duration(self.time_budget)
-        if not self.dropout_from_pass >= 0:
-            raise ValueError(
-                f"training.dropout_from_pass must be >= 0 (0: dropout from the first update), got "
-                f"{self.dropout_from_pass}"
-            )
 
 
 def check_schedule(

@@ -9,8 +9,7 @@ stage alike:
 - `for step in range(start, steps + 1)`: evaluation, the sample and the checkpoint come before the
   update, so the final step (after the last update) gets them too;
 - the learning-rate schedule, gradient accumulation (DDP's all-reduce only on the last micro-step),
-  clipping after the all-reduce, autocast, and dropout switched on at training.dropout_from_pass
-  (for a stage that gives `steps_per_pass`);
+  clipping after the all-reduce, autocast;
 - stopping on SIGINT/SIGTERM or at `training.stop_after`, agreed across ranks so all stop together;
 - checkpoints in one format (`scratchlm.train.checkpoint`) with one set of `state.json` keys, and
   exact resume: weights, optimizer, batch source and every rank's RNG states;
@@ -115,7 +114,6 @@ class Stage:
     tokenizer: Tokenizer | None = None
     flops_per_token: float | None = None
     wandb: Callable[[dict[str, Any], Path], Any] | None = None
-    steps_per_pass: float | None = None  # updates that draw as many tokens as the data holds
 
 
 @dataclass
@@ -267,8 +265,6 @@ def run_steps(
     interval_start, interval_steps, run_start = perf_counter(), 0, perf_counter()
     probe = Probe()
     resizing = False  # a run that sized itself follows the clock until its plateau ends
-    dropout_rates = {m: m.p for m in stage.model.modules() if isinstance(m, nn.Dropout)}
-    dropout_from = first_dropout_step(stage, t)
     bar = tqdm(total=total, initial=start, desc=stage.name, unit="step",
                disable=None if info.is_main else True)  # fmt: skip
 
@@ -323,11 +319,6 @@ def run_steps(
 
             lr = learning_rate(step, total or PROBE_TOTAL, optimizer_cfg, schedule)
             set_learning_rate(stage.optimizer, lr)
-            if step == dropout_from and step > 0 and info.is_main:
-                log.info("dropout on from update %d (pass %g over the training data)", step + 1,
-                         t.dropout_from_pass)  # fmt: skip
-            for module, rate in dropout_rates.items():
-                module.p = rate if step >= dropout_from else 0.0
             grad_norm = train_step(stage, wrapped, t.grad_accum, optimizer_cfg.grad_clip, amp,
                                    t.parallel, info.world_size, sums)  # fmt: skip
             interval_steps += 1
@@ -385,8 +376,6 @@ def run_steps(
                 sums.clear()
                 interval_start, interval_steps = perf_counter(), 0
 
-    for module, rate in dropout_rates.items():
-        module.p = rate  # the model leaves the loop with its own rates
     if info.is_main:
         metrics_log.close()
         plot_loss_curve(run_dir / "metrics.jsonl", run_dir / "loss.png")
@@ -400,19 +389,6 @@ def run_steps(
         checkpoint=last_ckpt,
         stop_signal=stop_signal if progress.step != total else 0,
     )
-
-
-def first_dropout_step(stage: Stage, t: TrainingConfig) -> int:
-    """The first update (0-based) that runs the model's dropout: 0, or with
-    training.dropout_from_pass the first after that many passes over the stage's training data."""
-    if t.dropout_from_pass == 0:
-        return 0
-    if stage.steps_per_pass is None:
-        raise ValueError(
-            f"training.dropout_from_pass applies to pretraining only; {stage.name} has no passes "
-            "over its data to count: set it to 0"
-        )
-    return math.ceil(t.dropout_from_pass * stage.steps_per_pass)
 
 
 @dataclass

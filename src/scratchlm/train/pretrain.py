@@ -189,7 +189,6 @@ def _pretrain(cfg: PretrainConfig, resume: str | None, info: DistInfo) -> LoopRe
         tokenizer_dir=tokenizer_dir,
         flops_per_token=m.flops_per_token(),
         wandb=wandb if cfg.logging.wandb else None,
-        steps_per_pass=len(train_data) / cfg.tokens_per_step(info.world_size),
     )
     return train_loop(stage, t, cfg.optimizer, cfg.schedule, info, resume)
 
